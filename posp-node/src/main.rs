@@ -1,0 +1,23 @@
+//! `posp-node`: the front-end processor of the one-card system and the payment engineer's tools.
+//!
+//! Run `posp-node --help` for the subcommands.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// The POSP node and its tools.
+#[derive(Parser)]
+#[command(name = "posp-node", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands. Each module owns its own argument types and its `run` function.
+#[derive(Subcommand)]
+enum Command {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {}
+}
