@@ -10,3 +10,20 @@ extern crate std;
 pub mod ebcdic;
 pub mod frame;
 pub mod tlv;
+
+pub mod bitmap;
+pub mod decode;
+pub mod encode;
+pub mod error;
+pub mod spec;
+pub mod specs;
+mod validate;
+
+pub use bitmap::Bitmap;
+pub use decode::{Binary, Chars, Field, Message, decode, decode_partial, scan};
+pub use encode::{MessageBuf, Output, Value};
+pub use error::{Error, ErrorKind, Part, Result};
+pub use spec::{
+    Align, BitmapEncoding, Counts, DataClass, Encoding, FieldSpec, Layout, Length, Mask,
+    MtiEncoding, PadNibble, PrefixEncoding, Spec, SpecError, Subfield,
+};
