@@ -16,6 +16,8 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod spec;
+#[cfg(feature = "spec-files")]
+pub mod spec_file;
 pub mod specs;
 mod validate;
 

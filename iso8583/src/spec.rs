@@ -832,6 +832,7 @@ fn check_layout(n: u16, d: &FieldSpec, layout: &Layout) -> Result<(), SpecError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
     use alloc::vec;
 
     fn n(name: &'static str, len: Length) -> FieldSpec {

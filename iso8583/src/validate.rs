@@ -150,6 +150,7 @@ fn bcd(def: &FieldSpec, body: &[u8], at: usize, units: usize) -> Result<()> {
 mod tests {
     use super::*;
     use crate::spec::{Length, PadNibble};
+    use alloc::string::ToString;
 
     #[test]
     fn ascii_classes_and_offsets() {
