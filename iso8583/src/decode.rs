@@ -629,6 +629,16 @@ pub struct Chars<'a> {
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
+impl Chars<'_> {
+    /// Keeps the characters from `start` to `end`, counted from the current position
+    /// (the caller clamps both to the remaining length).
+    pub(crate) fn narrow(&mut self, start: usize, end: usize) {
+        let base = self.pos;
+        self.end = base + end;
+        self.pos = base + start;
+    }
+}
+
 impl Iterator for Chars<'_> {
     type Item = u8;
 

@@ -19,12 +19,16 @@ pub mod spec;
 #[cfg(feature = "spec-files")]
 pub mod spec_file;
 pub mod specs;
+pub mod describe;
+pub mod subfield;
 mod validate;
 
 pub use bitmap::Bitmap;
 pub use decode::{Binary, Chars, Field, Message, decode, decode_partial, scan};
 pub use encode::{MessageBuf, Output, Value};
+pub use describe::Describe;
 pub use error::{Error, ErrorKind, Part, Result};
+pub use subfield::SubValue;
 pub use spec::{
     Align, BitmapEncoding, Counts, DataClass, Encoding, FieldSpec, Layout, Length, Mask,
     MtiEncoding, PadNibble, PrefixEncoding, Spec, SpecError, Subfield,
