@@ -143,7 +143,7 @@ impl<'a> Message<'a> {
                     match c.conv {
                         Conv::Same => value as usize,
                         Conv::HalfUp => (value as usize).div_ceil(2),
-                        Conv::HalfExact if value % 2 == 0 => value as usize / 2,
+                        Conv::HalfExact if value.is_multiple_of(2) => value as usize / 2,
                         Conv::HalfExact => {
                             return Err(Error::new(
                                 ErrorKind::OddNibbleCount {
@@ -294,7 +294,7 @@ fn read_mti(data: &[u8], enc: MtiEncoding, out: &mut [u8; 4]) -> Result<usize> {
         MtiEncoding::Bcd => {
             for (i, o) in out.iter_mut().enumerate() {
                 let byte = bytes[i / 2];
-                let nib = if i % 2 == 0 { byte >> 4 } else { byte & 0xF };
+                let nib = if i.is_multiple_of(2) { byte >> 4 } else { byte & 0xF };
                 *o = if nib < 10 { b'0' + nib } else { 0 };
             }
         }
@@ -652,7 +652,7 @@ impl Iterator for Chars<'_> {
         match self.encoding {
             Encoding::Bcd | Encoding::Binary => {
                 let b = *self.body.get(i / 2)?;
-                let nib = if i % 2 == 0 { b >> 4 } else { b & 0xF };
+                let nib = if i.is_multiple_of(2) { b >> 4 } else { b & 0xF };
                 Some(HEX[nib as usize])
             }
             Encoding::Ascii | Encoding::HexAscii => {

@@ -56,10 +56,14 @@ struct Header<F> {
 enum LengthKind {
     #[serde(rename = "fixed")]
     Fixed,
-    L,
-    LL,
-    LLL,
-    LLLL,
+    #[serde(rename = "L")]
+    L1,
+    #[serde(rename = "LL")]
+    L2,
+    #[serde(rename = "LLL")]
+    L3,
+    #[serde(rename = "LLLL")]
+    L4,
 }
 
 fn default_true() -> bool {
@@ -125,10 +129,10 @@ impl FieldFile {
             Length::Fixed(n) => (LengthKind::Fixed, n),
             Length::Var { prefix, max } => (
                 match prefix {
-                    1 => LengthKind::L,
-                    2 => LengthKind::LL,
-                    3 => LengthKind::LLL,
-                    _ => LengthKind::LLLL,
+                    1 => LengthKind::L1,
+                    2 => LengthKind::L2,
+                    3 => LengthKind::L3,
+                    _ => LengthKind::L4,
                 },
                 max,
             ),
@@ -153,19 +157,19 @@ impl FieldFile {
     fn into_spec(self) -> (u16, FieldSpec) {
         let length = match self.length {
             LengthKind::Fixed => Length::Fixed(self.max),
-            LengthKind::L => Length::Var {
+            LengthKind::L1 => Length::Var {
                 prefix: 1,
                 max: self.max,
             },
-            LengthKind::LL => Length::Var {
+            LengthKind::L2 => Length::Var {
                 prefix: 2,
                 max: self.max,
             },
-            LengthKind::LLL => Length::Var {
+            LengthKind::L3 => Length::Var {
                 prefix: 3,
                 max: self.max,
             },
-            LengthKind::LLLL => Length::Var {
+            LengthKind::L4 => Length::Var {
                 prefix: 4,
                 max: self.max,
             },

@@ -122,7 +122,7 @@ fn bcd(def: &FieldSpec, body: &[u8], at: usize, units: usize) -> Result<()> {
     }
     for i in 0..nibbles {
         let b = body.get(i / 2).copied().unwrap_or(0);
-        let nib = if i % 2 == 0 { b >> 4 } else { b & 0xF };
+        let nib = if i.is_multiple_of(2) { b >> 4 } else { b & 0xF };
         let offset = at + i / 2;
         if i < first || i >= last {
             if nib != def.pad.value() {

@@ -1,5 +1,7 @@
 //! The UnionPay POS dialect against the examples of `shared/spec/unionpay-pos.md`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use iso8583_wire::{ErrorKind, MessageBuf, Part, decode, specs};
 
 /// The MAC example's MAB (MTI through field 63) followed by its MAC text `8A9E91B8` in field 64.

@@ -2,6 +2,8 @@
 //! their JSON files and encode back to exactly their bytes; the built-in `iso87-ascii` and
 //! `iso87-binary` specs agree field for field with pyiso8583's tables.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use iso8583_wire::{Counts, Encoding, Length, MessageBuf, decode, specs};
 use serde_json::Value as Json;
 

@@ -5,6 +5,8 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod msg;
+
 /// The POSP node and its tools.
 #[derive(Parser)]
 #[command(name = "posp-node", version, about)]
@@ -15,9 +17,15 @@ struct Cli {
 
 /// The subcommands. Each module owns its own argument types and its `run` function.
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Decode, encode and inspect ISO 8583 messages.
+    #[command(subcommand)]
+    Msg(msg::MsgCommand),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Msg(cmd) => msg::run(cmd),
+    }
 }
