@@ -1,1 +1,20 @@
 #![doc = include_str!("../README.md")]
+
+mod block;
+mod hexutil;
+
+pub mod cipher;
+pub mod error;
+pub mod kcv;
+pub mod key;
+pub mod keyexchange;
+pub mod mac;
+pub mod pboc;
+pub mod pinblock;
+
+pub use crate::error::{Error, PanProblem, PinBlockProblem, PinProblem, Result};
+pub use crate::kcv::{Kcv, KcvLength};
+pub use crate::key::{AesKey, DesKey, DesKeyLength, Key, KeyType, KeyUsage, Sm4Key};
+pub use crate::keyexchange::{Field62Layout, WorkingKeys};
+pub use crate::mac::Padding;
+pub use crate::pinblock::{ClearPinBlock, Pan, Pin, PinBlockFormat};
