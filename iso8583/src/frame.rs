@@ -1,5 +1,5 @@
 //! Sans-IO message framing: length header, optional TPDU, optional UnionPay header, body;
-//! plus a [`tokio_util::codec`] adapter behind the `tokio` feature.
+//! plus a `tokio_util::codec` adapter behind the `tokio` feature.
 //!
 //! # Layouts
 //!
