@@ -813,7 +813,8 @@ fn check_layout(n: u16, d: &FieldSpec, layout: &Layout) -> Result<(), SpecError>
                 if d.class != DataClass::B && d.encoding != Encoding::Ascii {
                     return Err(bad(n, "a bitmapped layout needs class b or ASCII text"));
                 }
-                total += *bitmap_bytes as usize;
+                let per_byte = if d.class == DataClass::B { 1 } else { 2 };
+                total += per_byte * *bitmap_bytes as usize;
             }
             if total > d.length.max() as usize {
                 return Err(bad(

@@ -85,7 +85,8 @@ impl<'a> Field<'a> {
             }) => {
                 let width = *bitmap_bytes as usize;
                 let bits = self.sub_bitmap(width)?;
-                let mut start = width;
+                // A binary body carries the bitmap as bytes; a text body as two hex digits a byte.
+                let mut start = if def.class == DataClass::B { width } else { 2 * width };
                 for (i, s) in subfields.iter().enumerate() {
                     if (bits >> (63 - i)) & 1 == 0 {
                         continue;

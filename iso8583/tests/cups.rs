@@ -46,14 +46,20 @@ fn decodes_the_mac_example_purchase() {
     assert_eq!(msg.field(4).unwrap().to_u64(), Ok(51));
     assert_eq!(msg.field(35).unwrap().len(), 32);
     assert_eq!(msg.field(22).unwrap().raw(), [0x02, 0x10]);
-    assert_eq!(msg.field(64).unwrap().binary().unwrap().as_slice(), Some(&b"8A9E91B8"[..]));
+    assert_eq!(
+        msg.field(64).unwrap().binary().unwrap().as_slice(),
+        Some(&b"8A9E91B8"[..])
+    );
     // Subfields of 60 by path.
     assert_eq!(msg.get("60.1").unwrap().unwrap().to_string(), "22");
     assert_eq!(msg.get("60.2").unwrap().unwrap().to_string(), "000001");
     assert!(msg.get("60.3").unwrap().is_none());
     assert_eq!(msg.get("41").unwrap().unwrap().to_string(), "16688014");
     assert!(msg.get("2").unwrap().is_none());
-    assert_eq!(msg.get("41.1").unwrap_err().kind(), ErrorKind::NoSuchSubfield);
+    assert_eq!(
+        msg.get("41.1").unwrap_err().kind(),
+        ErrorKind::NoSuchSubfield
+    );
     // Canonical: encodes back to the same bytes.
     assert_eq!(msg.to_buf().to_vec(specs::cups_pos()).unwrap(), bytes);
 }
@@ -66,10 +72,24 @@ fn describe_masks_track_pin_and_mac() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "MTI    0200  (cups-pos)");
     assert_eq!(lines[1], "Bitmap 302004C020C09811");
-    assert!(text.contains(" 35  Track 2 data .......................... 439226******2820D***************\n"), "{text}");
-    assert!(text.contains(" 52  PIN data .............................. [masked, 8 bytes]\n"), "{text}");
-    assert!(text.contains(" 64  Message authentication code ........... [masked, 8 bytes]\n"), "{text}");
-    assert!(text.contains("       60.2 Batch number ................... 000001\n"), "{text}");
+    assert!(
+        text.contains(
+            " 35  Track 2 data .......................... 439226******2820D***************\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(" 52  PIN data .............................. [masked, 8 bytes]\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(" 64  Message authentication code ........... [masked, 8 bytes]\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("       60.2 Batch number ................... 000001\n"),
+        "{text}"
+    );
     assert!(!text.contains("4392260009942820"));
     let clear = msg.describe().unmasked().to_string();
     assert!(clear.contains("4392260009942820D131210112008439"));
@@ -107,12 +127,24 @@ fn icc_data_by_tag() {
     m.set(3, "000000").set(55, icc);
     let bytes = m.to_vec(specs::cups_pos()).unwrap();
     let msg = decode(specs::cups_pos(), &bytes).unwrap();
-    assert_eq!(msg.get("55.9F26").unwrap().unwrap().to_string(), "A1B2C3D4E5F60718");
+    assert_eq!(
+        msg.get("55.9F26").unwrap().unwrap().to_string(),
+        "A1B2C3D4E5F60718"
+    );
     assert!(msg.get("55.9F10").unwrap().is_none());
     let text = msg.describe().to_string();
-    assert!(text.contains(" 55  ICC system related data ............... [TLV, 26 bytes]\n"), "{text}");
-    assert!(text.contains("       5A .................................. 622202******789F\n"), "{text}");
-    assert!(text.contains("       9F36 ................................ 0042\n"), "{text}");
+    assert!(
+        text.contains(" 55  ICC system related data ............... [TLV, 26 bytes]\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("       5A .................................. 622202******789F\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("       9F36 ................................ 0042\n"),
+        "{text}"
+    );
     assert!(!text.contains("622202123456789F"), "{text}");
 }
 
@@ -122,19 +154,35 @@ fn errors_name_field_and_offset() {
     // Field 35's LL prefix sits at byte 26: 0x32 digits -> claim 41, over the maximum 37.
     bytes[26] = 0x41;
     let err = decode(specs::cups_pos(), &bytes).unwrap_err();
-    assert_eq!(err.to_string(), "field 35: length 41 exceeds the maximum 37 (prefix at byte 26)");
+    assert_eq!(
+        err.to_string(),
+        "field 35: length 41 exceeds the maximum 37 (prefix at byte 26)"
+    );
     // A non-BCD prefix byte.
     bytes[26] = 0x3A;
     let err = decode(specs::cups_pos(), &bytes).unwrap_err();
-    assert_eq!((err.kind(), err.part(), err.offset()), (ErrorKind::BadLengthPrefix { found: 0x3A }, Part::Field(35), 26));
+    assert_eq!(
+        (err.kind(), err.part(), err.offset()),
+        (
+            ErrorKind::BadLengthPrefix { found: 0x3A },
+            Part::Field(35),
+            26
+        )
+    );
     // Truncated inside field 42.
     let cut = &purchase()[..60];
     let err = decode(specs::cups_pos(), cut).unwrap_err();
-    assert_eq!((err.kind(), err.part(), err.offset()), (ErrorKind::Truncated { needed: 6 }, Part::Field(42), 51));
+    assert_eq!(
+        (err.kind(), err.part(), err.offset()),
+        (ErrorKind::Truncated { needed: 6 }, Part::Field(42), 51)
+    );
     // A pad nibble that is not 0 in field 22 is a content error found by validate.
     let mut bytes = purchase();
     bytes[23] = 0x1F;
     let msg = decode(specs::cups_pos(), &bytes).unwrap();
     let err = msg.validate().unwrap_err();
-    assert_eq!(err.to_string(), "field 22: pad nibble 0xF should be 0x0 (at byte 23)");
+    assert_eq!(
+        err.to_string(),
+        "field 22: pad nibble 0xF should be 0x0 (at byte 23)"
+    );
 }

@@ -6,7 +6,10 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_posp-node");
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../iso8583/tests/vectors/iso87-ascii");
+const VECTORS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../iso8583/tests/vectors/iso87-ascii"
+);
 
 fn run(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(BIN)
@@ -16,7 +19,12 @@ fn run(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -43,7 +51,11 @@ fn decode_then_encode_gives_the_input_back_for_every_fixture() {
         assert_eq!(json.status.code(), Some(0), "{}", text(&json.stderr));
         let back = run(&["msg", "encode"], &text(&json.stdout));
         assert_eq!(back.status.code(), Some(0), "{}", text(&back.stderr));
-        assert_eq!(text(&back.stdout).trim(), hex.trim().to_uppercase(), "{name}");
+        assert_eq!(
+            text(&back.stdout).trim(),
+            hex.trim().to_uppercase(),
+            "{name}"
+        );
     }
 }
 
@@ -52,25 +64,61 @@ const CUPS_FRAMED: &str = "006E 6000040000 602200000000 0200302004C020C098110000
 
 #[test]
 fn cups_pos_framed_round_trip() {
-    let out = run(&["msg", "decode", "--spec", "cups-pos", "--frame", "cups-pos", "-"], CUPS_FRAMED);
+    let out = run(
+        &[
+            "msg", "decode", "--spec", "cups-pos", "--frame", "cups-pos", "-",
+        ],
+        CUPS_FRAMED,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let json = text(&out.stdout);
     assert!(json.starts_with("{\"mti\": \"0200\", \"tpdu\": \"6000040000\", \"header\": \"602200000000\", \"fields\": {\"3\": \"000000\", \"4\": \"000000000051\""), "{json}");
-    assert!(json.contains("\"35\": \"4392260009942820D131210112008439\""), "{json}");
+    assert!(
+        json.contains("\"35\": \"4392260009942820D131210112008439\""),
+        "{json}"
+    );
     assert!(json.contains("\"22\": \"021\""), "{json}");
-    let back = run(&["msg", "encode", "--spec", "cups-pos", "--frame", "cups-pos"], &json);
+    let back = run(
+        &["msg", "encode", "--spec", "cups-pos", "--frame", "cups-pos"],
+        &json,
+    );
     assert_eq!(back.status.code(), Some(0), "{}", text(&back.stderr));
     assert_eq!(text(&back.stdout).trim(), CUPS_FRAMED.replace(' ', ""));
 }
 
 #[test]
 fn describe_is_masked_unless_asked() {
-    let masked = run(&["msg", "decode", "--spec", "cups-pos", "--frame", "cups-pos", "--describe", "-"], CUPS_FRAMED);
+    let masked = run(
+        &[
+            "msg",
+            "decode",
+            "--spec",
+            "cups-pos",
+            "--frame",
+            "cups-pos",
+            "--describe",
+            "-",
+        ],
+        CUPS_FRAMED,
+    );
     let masked = text(&masked.stdout);
-    assert!(masked.contains("439226******2820D***************"), "{masked}");
+    assert!(
+        masked.contains("439226******2820D***************"),
+        "{masked}"
+    );
     assert!(!masked.contains("4392260009942820"));
     let clear = run(
-        &["msg", "decode", "--spec", "cups-pos", "--frame", "cups-pos", "--describe", "--unmask", "-"],
+        &[
+            "msg",
+            "decode",
+            "--spec",
+            "cups-pos",
+            "--frame",
+            "cups-pos",
+            "--describe",
+            "--unmask",
+            "-",
+        ],
         CUPS_FRAMED,
     );
     assert!(text(&clear.stdout).contains("4392260009942820D131210112008439"));
@@ -82,24 +130,41 @@ fn bad_input_exits_2_with_one_line_naming_field_and_offset() {
     let out = run(&["msg", "decode", "30383030383232303030303030303030303030303034303030303030303030303030303031313238313133323435303030303031333031"[..108].as_ref()], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
-    assert_eq!(text(&out.stderr), "error: field 70: truncated: need 1 more bytes (at byte 52)\n");
+    assert_eq!(
+        text(&out.stderr),
+        "error: field 70: truncated: need 1 more bytes (at byte 52)\n"
+    );
     let out = run(&["msg", "decode", "0x12"], "");
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(text(&out.stderr), "error: input: character 'x' at position 1 is not a hex digit\n");
+    assert_eq!(
+        text(&out.stderr),
+        "error: input: character 'x' at position 1 is not a hex digit\n"
+    );
     // Field 35 of the framed cups message claims 0x41 digits: offsets are in the message, and
     // the line says where the message starts.
     let bad = CUPS_FRAMED.replace("0632439226", "0641439226");
-    let out = run(&["msg", "decode", "--spec", "cups-pos", "--frame", "cups-pos", "-"], &bad);
+    let out = run(
+        &[
+            "msg", "decode", "--spec", "cups-pos", "--frame", "cups-pos", "-",
+        ],
+        &bad,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr),
         "error: field 35: length 41 exceeds the maximum 37 (prefix at byte 26) [the message starts at byte 13 of the input]\n"
     );
     // Encoding a value of the wrong class names the field.
-    let out = run(&["msg", "encode"], "{\"mti\": \"0200\", \"fields\": {\"4\": \"12AB\"}}");
+    let out = run(
+        &["msg", "encode"],
+        "{\"mti\": \"0200\", \"fields\": {\"4\": \"12AB\"}}",
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
-    assert_eq!(text(&out.stderr), "error: field 4: byte 0x41 is not allowed in class n (at byte 22)\n");
+    assert_eq!(
+        text(&out.stderr),
+        "error: field 4: byte 0x41 is not allowed in class n (at byte 22)\n"
+    );
 }
 
 #[test]
@@ -107,7 +172,10 @@ fn spec_prints_loadable_toml() {
     let out = run(&["msg", "spec", "cups-pos"], "");
     assert_eq!(out.status.code(), Some(0));
     let toml = text(&out.stdout);
-    assert!(toml.starts_with("name = \"cups-pos\"\nmti = \"bcd\"\nbitmap = \"binary\"\n"), "{toml}");
+    assert!(
+        toml.starts_with("name = \"cups-pos\"\nmti = \"bcd\"\nbitmap = \"binary\"\n"),
+        "{toml}"
+    );
     let spec = iso8583_wire::spec_file::from_toml(&toml).unwrap();
     assert_eq!(&spec, iso8583_wire::specs::cups_pos());
     let out = run(&["msg", "spec", "nope"], "");
