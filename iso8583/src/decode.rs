@@ -294,7 +294,11 @@ fn read_mti(data: &[u8], enc: MtiEncoding, out: &mut [u8; 4]) -> Result<usize> {
         MtiEncoding::Bcd => {
             for (i, o) in out.iter_mut().enumerate() {
                 let byte = bytes[i / 2];
-                let nib = if i.is_multiple_of(2) { byte >> 4 } else { byte & 0xF };
+                let nib = if i.is_multiple_of(2) {
+                    byte >> 4
+                } else {
+                    byte & 0xF
+                };
                 *o = if nib < 10 { b'0' + nib } else { 0 };
             }
         }

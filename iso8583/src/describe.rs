@@ -69,7 +69,13 @@ fn label(f: &mut fmt::Formatter<'_>, indent: usize, text: &str) -> fmt::Result {
 /// Masks a card number: first 6 and last 4 shown (only the last 4 for short numbers).
 pub fn mask_pan(digits: &str) -> String {
     let n = digits.chars().count();
-    let (head, tail) = if n >= 16 { (6, 4) } else if n > 4 { (0, 4) } else { (0, 0) };
+    let (head, tail) = if n >= 16 {
+        (6, 4)
+    } else if n > 4 {
+        (0, 4)
+    } else {
+        (0, 0)
+    };
     digits
         .chars()
         .enumerate()
@@ -141,7 +147,11 @@ impl Describe<'_, '_> {
                     for b in tlv.value() {
                         let _ = write!(hex, "{b:02X}");
                     }
-                    let mask = if self.unmask { Mask::None } else { tlv_mask(tlv.tag()) };
+                    let mask = if self.unmask {
+                        Mask::None
+                    } else {
+                        tlv_mask(tlv.tag())
+                    };
                     writeln!(f, "{}", masked_value(mask, &hex, tlv.value().len()))?;
                 }
             }

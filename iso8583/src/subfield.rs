@@ -86,7 +86,11 @@ impl<'a> Field<'a> {
                 let width = *bitmap_bytes as usize;
                 let bits = self.sub_bitmap(width)?;
                 // A binary body carries the bitmap as bytes; a text body as two hex digits a byte.
-                let mut start = if def.class == DataClass::B { width } else { 2 * width };
+                let mut start = if def.class == DataClass::B {
+                    width
+                } else {
+                    2 * width
+                };
                 for (i, s) in subfields.iter().enumerate() {
                     if (bits >> (63 - i)) & 1 == 0 {
                         continue;
@@ -94,7 +98,9 @@ impl<'a> Field<'a> {
                     let end = start + s.length as usize;
                     if end > units {
                         return Err(Error::new(
-                            ErrorKind::Truncated { needed: end - units },
+                            ErrorKind::Truncated {
+                                needed: end - units,
+                            },
                             Part::Subfield(self.number(), i as u16 + 1),
                             self.body_offset(),
                         ));
@@ -125,7 +131,8 @@ impl<'a> Field<'a> {
                     self.body_offset(),
                 ));
             };
-            let (Some(h), Some(l)) = (crate::bitmap::hex_value(hi), crate::bitmap::hex_value(lo)) else {
+            let (Some(h), Some(l)) = (crate::bitmap::hex_value(hi), crate::bitmap::hex_value(lo))
+            else {
                 return Err(Error::new(
                     ErrorKind::BadHex { found: hi },
                     Part::Field(self.number()),
@@ -169,7 +176,11 @@ impl<'a> Message<'a> {
             Some(Layout::Tlv) => {
                 let tag: Tag = sub.parse().map_err(|_| bad_path(n))?;
                 let tlv_err = |e: tlv::TlvError| {
-                    Error::new(ErrorKind::WrongValueKind, Part::Field(n), field.body_offset() + e.offset())
+                    Error::new(
+                        ErrorKind::WrongValueKind,
+                        Part::Field(n),
+                        field.body_offset() + e.offset(),
+                    )
                 };
                 match field.tlv_bytes()? {
                     alloc::borrow::Cow::Borrowed(data) => {

@@ -194,7 +194,12 @@ fn run_decode(args: &DecodeArgs) -> Result<String, String> {
                     bytes.len() - used
                 ));
             }
-            (frame.tpdu, frame.header, frame.body, used - frame.body.len())
+            (
+                frame.tpdu,
+                frame.header,
+                frame.body,
+                used - frame.body.len(),
+            )
         }
     };
     let located = |e: iso8583_wire::Error| {
@@ -214,10 +219,16 @@ fn run_decode(args: &DecodeArgs) -> Result<String, String> {
     let json_str = |s: &str| serde_json::Value::String(s.to_string()).to_string();
     let mut out = format!("{{\"mti\": {}", json_str(msg.mti()));
     if let Some(t) = tpdu {
-        out.push_str(&format!(", \"tpdu\": \"{}\"", hex::encode_upper(t.to_bytes())));
+        out.push_str(&format!(
+            ", \"tpdu\": \"{}\"",
+            hex::encode_upper(t.to_bytes())
+        ));
     }
     if let Some(h) = header {
-        out.push_str(&format!(", \"header\": \"{}\"", hex::encode_upper(h.to_bytes())));
+        out.push_str(&format!(
+            ", \"header\": \"{}\"",
+            hex::encode_upper(h.to_bytes())
+        ));
     }
     out.push_str(", \"fields\": {");
     let mut first = true;
@@ -264,9 +275,12 @@ fn run_encode(args: &EncodeArgs) -> Result<String, String> {
         }
     };
     let mti = str_of("mti")?.ok_or("input: \"mti\" is missing")?;
-    let mut msg = MessageBuf::new(mti).map_err(|_| format!("input: MTI {mti:?} is not four digits"))?;
+    let mut msg =
+        MessageBuf::new(mti).map_err(|_| format!("input: MTI {mti:?} is not four digits"))?;
     if let Some(fields) = obj.get("fields") {
-        let fields = fields.as_object().ok_or("input: \"fields\" must be an object")?;
+        let fields = fields
+            .as_object()
+            .ok_or("input: \"fields\" must be an object")?;
         for (key, value) in fields {
             let n: u16 = key
                 .parse()
