@@ -18,3 +18,12 @@ pub use crate::key::{AesKey, DesKey, DesKeyLength, Key, KeyType, KeyUsage, Sm4Ke
 pub use crate::keyexchange::{Field62Layout, WorkingKeys};
 pub use crate::mac::Padding;
 pub use crate::pinblock::{ClearPinBlock, Pan, Pin, PinBlockFormat};
+
+/// The RustCrypto crates this crate is built on, re-exported so that callers (and the
+/// benches, which compare against raw DES block operations) use exactly the same versions.
+pub mod primitives {
+    pub use ::aes;
+    pub use ::cipher;
+    pub use ::des;
+    pub use ::sm4;
+}
