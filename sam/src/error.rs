@@ -29,7 +29,7 @@ pub enum Error {
     BadHex {
         /// Which argument.
         what: &'static str,
-        /// Offset of the first bad character, in characters from the start of the string.
+        /// Byte offset of the first bad character from the start of the string.
         offset: usize,
     },
     /// A DES key byte does not have odd parity.

@@ -607,6 +607,13 @@ mod tests {
             })
         );
         // 17 hex digits: 17 / 2 = 8 would be a valid length if oddness were not checked.
+        assert_eq!(
+            DesKey::from_hex("é123456789ABCDE").map(|k| k.len()),
+            Err(Error::BadHex {
+                what: "DES key hex",
+                offset: 0
+            })
+        );
         assert!(matches!(
             DesKey::from_hex("0123456789ABCDEF0"),
             Err(Error::BadLength { found: 17, .. })

@@ -501,4 +501,31 @@ mod tests {
         );
         assert_eq!(Field62Layout::from_network_code(2), None);
     }
+
+    #[test]
+    fn garbage_of_every_length_is_an_error() {
+        let tmk = k(TMK);
+        let junk: Vec<u8> = (0..100u8).map(|i| i.wrapping_mul(37)).collect();
+        for n in 0..=junk.len() {
+            let r = parse_field62(&tmk, &junk[..n]);
+            match Field62Layout::from_len(n) {
+                Some(_) => assert!(matches!(
+                    r,
+                    Err(Error::KcvMismatch {
+                        what: "field 62 PIK",
+                        ..
+                    })
+                )),
+                None => assert!(matches!(
+                    r,
+                    Err(Error::BadLength {
+                        what: "field 62",
+                        ..
+                    })
+                )),
+            }
+            let d = decrypt_key(&tmk, &junk[..n]);
+            assert_eq!(d.is_ok(), matches!(n, 8 | 16 | 24));
+        }
+    }
 }

@@ -527,4 +527,49 @@ mod tests {
             "field 64: verification failed"
         );
     }
+
+    #[test]
+    fn every_length_pads_as_specified() {
+        let data: Vec<u8> = (0..=200u8).collect();
+        let (k8, k16) = (k(K), k(KK));
+        let sm4 = Sm4Key::from_hex(KK).unwrap();
+        for n in 0..=data.len() {
+            let d = &data[..n];
+            // Method 1 = zero-extend to whole blocks (one zero block when empty).
+            let mut z = d.to_vec();
+            z.resize(n.div_ceil(8).max(1) * 8, 0);
+            // Method 2 = append 80, then method 1.
+            let mut m2 = d.to_vec();
+            m2.push(0x80);
+            assert_eq!(
+                iso9797_1_alg1(&k8, d, Padding::Method1),
+                iso9797_1_alg1(&k8, &z, Padding::Method1)
+            );
+            assert_eq!(
+                iso9797_1_alg1(&k16, d, Padding::Method2),
+                iso9797_1_alg1(&k16, &m2, Padding::Method1)
+            );
+            assert_eq!(
+                x9_19(&k16, d).unwrap(),
+                iso9797_1_alg3(&k16, &z, Padding::Method1).unwrap()
+            );
+            let alg3 = iso9797_1_alg3(&k16, &m2, Padding::Method1).unwrap();
+            assert_eq!(pboc(&k16, d).unwrap()[..], alg3[..4]);
+            assert_eq!(
+                pboc(&k8, d).unwrap()[..],
+                iso9797_1_alg1(&k8, &m2, Padding::Method1)[..4]
+            );
+            assert_eq!(pos_ecb(&k8, d), pos_ecb(&k8, &z));
+            let mut z16 = d.to_vec();
+            z16.resize(n.div_ceil(16).max(1) * 16, 0);
+            assert_eq!(
+                sm4_cbc_mac(&sm4, d, Padding::Method1),
+                sm4_cbc_mac(&sm4, &z16, Padding::Method1)
+            );
+            assert_eq!(
+                sm4_cbc_mac(&sm4, d, Padding::Method2),
+                sm4_cbc_mac(&sm4, &m2, Padding::Method1)
+            );
+        }
+    }
 }
