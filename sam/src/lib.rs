@@ -11,6 +11,7 @@ pub mod keyexchange;
 pub mod mac;
 pub mod pboc;
 pub mod pinblock;
+pub mod security;
 
 pub use crate::error::{Error, PanProblem, PinBlockProblem, PinProblem, Result};
 pub use crate::kcv::{Kcv, KcvLength};
@@ -18,6 +19,11 @@ pub use crate::key::{AesKey, DesKey, DesKeyLength, Key, KeyType, KeyUsage, Sm4Ke
 pub use crate::keyexchange::{Field62Layout, WorkingKeys};
 pub use crate::mac::Padding;
 pub use crate::pinblock::{ClearPinBlock, Pan, Pin, PinBlockFormat};
+pub use crate::security::{
+    BoxFuture, CounterRandom, DataMode, Diagnostics, ErrorClass, ExportedKey, GeneratedKey,
+    HsmError, HsmErrorCode, HsmResult, KeyRef, LoadRequest, MacAlgorithm, PinTranslation,
+    RandomSource, SecurityModule, TacRequest,
+};
 
 /// The RustCrypto crates this crate is built on, re-exported so that callers (and the
 /// benches, which compare against raw DES block operations) use exactly the same versions.
