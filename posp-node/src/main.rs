@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod crypto;
 mod msg;
 
 /// The POSP node and its tools.
@@ -21,11 +22,15 @@ enum Command {
     /// Decode, encode and inspect ISO 8583 messages.
     #[command(subcommand)]
     Msg(msg::MsgCommand),
+    /// The payment engineer's cryptographic calculator.
+    #[command(subcommand)]
+    Crypto(crypto::CryptoCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Msg(cmd) => msg::run(cmd),
+        Command::Crypto(cmd) => crypto::run(cmd),
     }
 }
