@@ -8,15 +8,18 @@ pub mod error;
 pub mod kcv;
 pub mod key;
 pub mod keyexchange;
+pub mod lmk;
 pub mod mac;
 pub mod pboc;
 pub mod pinblock;
 pub mod security;
+pub mod softhsm;
 
 pub use crate::error::{Error, PanProblem, PinBlockProblem, PinProblem, Result};
 pub use crate::kcv::{Kcv, KcvLength};
 pub use crate::key::{AesKey, DesKey, DesKeyLength, Key, KeyType, KeyUsage, Sm4Key};
 pub use crate::keyexchange::{Field62Layout, WorkingKeys};
+pub use crate::lmk::{Lmk, LmkError};
 pub use crate::mac::Padding;
 pub use crate::pinblock::{ClearPinBlock, Pan, Pin, PinBlockFormat};
 pub use crate::security::{
@@ -24,6 +27,7 @@ pub use crate::security::{
     HsmError, HsmErrorCode, HsmResult, KeyRef, LoadRequest, MacAlgorithm, PinTranslation,
     RandomSource, SecurityModule, TacRequest,
 };
+pub use crate::softhsm::SoftHsm;
 
 /// The RustCrypto crates this crate is built on, re-exported so that callers (and the
 /// benches, which compare against raw DES block operations) use exactly the same versions.
