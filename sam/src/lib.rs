@@ -14,6 +14,7 @@ pub mod pboc;
 pub mod pinblock;
 pub mod security;
 pub mod softhsm;
+pub mod transport;
 
 pub use crate::error::{Error, PanProblem, PinBlockProblem, PinProblem, Result};
 pub use crate::kcv::{Kcv, KcvLength};
@@ -28,6 +29,7 @@ pub use crate::security::{
     RandomSource, SecurityModule, TacRequest,
 };
 pub use crate::softhsm::SoftHsm;
+pub use crate::transport::{ApduHandler, CardTransport, MemoryTransport, TransportError};
 
 /// The RustCrypto crates this crate is built on, re-exported so that callers (and the
 /// benches, which compare against raw DES block operations) use exactly the same versions.
