@@ -365,7 +365,9 @@ impl MacAlgorithm {
 
 /// The online load request the issuer's HSM checks ([`SecurityModule::pboc_load_mac2`]).
 /// The fields are what the card returned to INITIALIZE FOR LOAD and what the terminal sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` hides the card random and MAC1.
+#[derive(Clone, PartialEq, Eq)]
 pub struct LoadRequest {
     /// Diversification factors, outermost first, the card application serial number last.
     pub factors: Vec<[u8; 8]>,
@@ -390,7 +392,9 @@ pub struct LoadRequest {
 }
 
 /// A TAC to verify ([`SecurityModule::pboc_verify_tac`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` shows the lengths only, not the data or the TAC.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TacRequest {
     /// Diversification factors, outermost first, the card application serial number last.
     pub factors: Vec<[u8; 8]>,
@@ -399,6 +403,42 @@ pub struct TacRequest {
     pub data: Vec<u8>,
     /// The TAC the card produced.
     pub tac: [u8; 4],
+}
+
+impl fmt::Debug for LoadRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadRequest")
+            .field("factors", &self.factors.len())
+            .field("online_seq", &self.online_seq)
+            .field("balance", &self.balance)
+            .field("amount", &self.amount)
+            .field("tx_type", &self.tx_type)
+            .field("terminal", &Hex(&self.terminal))
+            .field("date", &Hex(&self.date))
+            .field("time", &Hex(&self.time))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for TacRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TacRequest")
+            .field("factors", &self.factors.len())
+            .field("data_len", &self.data.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Upper-case hex for `Debug` output of public values.
+struct Hex<'a>(&'a [u8]);
+
+impl fmt::Debug for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02X}")?;
+        }
+        Ok(())
+    }
 }
 
 /// The block cipher mode of [`SecurityModule::encrypt_data`] and
@@ -897,6 +937,36 @@ mod tests {
         let mut next = [0u8; 8];
         r.fill(&mut next);
         assert_eq!(hex::encode_upper(next), "06C45D188009454F");
+    }
+
+    #[test]
+    fn pboc_requests_debug_hide_macs() {
+        let req = LoadRequest {
+            factors: vec![[1; 8]],
+            random: [0x11, 0x22, 0x33, 0x44],
+            online_seq: 7,
+            balance: 100,
+            amount: 4096,
+            tx_type: 2,
+            terminal: [0, 0x11, 0x22, 0x33, 0x44, 0x55],
+            date: [0x20, 0x11, 0x12, 0x21],
+            time: [0x21, 0x48, 0x22],
+            mac1: [0x29, 0x88, 0xAE, 0x5A],
+        };
+        assert_eq!(
+            format!("{req:?}"),
+            "LoadRequest { factors: 1, online_seq: 7, balance: 100, amount: 4096, tx_type: 2, \
+             terminal: 001122334455, date: 20111221, time: 214822, .. }"
+        );
+        let tac = TacRequest {
+            factors: vec![],
+            data: vec![0; 22],
+            tac: [1, 2, 3, 4],
+        };
+        assert_eq!(
+            format!("{tac:?}"),
+            "TacRequest { factors: 0, data_len: 22, .. }"
+        );
     }
 
     #[test]
