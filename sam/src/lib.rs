@@ -5,6 +5,7 @@ mod hexutil;
 
 pub mod cipher;
 pub mod error;
+pub mod hsm;
 pub mod kcv;
 pub mod key;
 pub mod keyexchange;
@@ -29,6 +30,8 @@ pub use crate::security::{
     RandomSource, SecurityModule, TacRequest,
 };
 pub use crate::softhsm::SoftHsm;
+#[cfg(feature = "tokio")]
+pub use crate::hsm::{HsmClient, HsmPool, HsmServer, MemberState};
 pub use crate::transport::{ApduHandler, CardTransport, MemoryTransport, TransportError};
 
 /// The RustCrypto crates this crate is built on, re-exported so that callers (and the
