@@ -3,9 +3,11 @@
 pub mod apdu;
 pub mod application;
 pub mod command;
+pub mod psam;
 mod reader;
 pub mod record;
 pub mod sw;
+pub mod terminal;
 #[cfg(test)]
 mod test_util;
 pub mod transaction_type;
@@ -17,5 +19,7 @@ pub use command::{
     parse_psam_command,
 };
 pub use record::{DuplicateKey, OfflinePurchaseRecord, RecordError, TransactionDetail};
+pub use psam::VirtualPsam;
 pub use sw::StatusWord;
+pub use terminal::{ApduPsam, Psam, PsamError};
 pub use transaction_type::TransactionType;
