@@ -65,7 +65,7 @@ pub fn decode<'a>(spec: &'a Spec, data: &'a [u8]) -> Result<Message<'a>> {
 /// Decodes as far as possible: the message holds every field decoded before the error, if any.
 pub fn decode_partial<'a>(spec: &'a Spec, data: &'a [u8]) -> (Message<'a>, Option<Error>) {
     let mut m = Message::empty(spec, data);
-    let err = m.walk(MAX_FIELD).err();
+    let err = m.walk(MAX_FIELD, true).err();
     (m, err)
 }
 
@@ -74,7 +74,7 @@ pub fn decode_partial<'a>(spec: &'a Spec, data: &'a [u8]) -> (Message<'a>, Optio
 /// as absent; trailing bytes are not checked.
 pub fn scan<'a>(spec: &'a Spec, data: &'a [u8], last: u16) -> Result<Message<'a>> {
     let mut m = Message::empty(spec, data);
-    m.walk(last)?;
+    m.walk(last, false)?;
     Ok(m)
 }
 
@@ -91,7 +91,7 @@ impl<'a> Message<'a> {
         }
     }
 
-    fn walk(&mut self, last: u16) -> Result<()> {
+    fn walk(&mut self, last: u16, check_trailing: bool) -> Result<()> {
         let data = self.data;
         if data.len() > u32::MAX as usize {
             return Err(Error::new(ErrorKind::TooLong, Part::Message, 0));
@@ -144,7 +144,8 @@ impl<'a> Message<'a> {
                         Conv::Same => value as usize,
                         Conv::HalfUp => (value as usize).div_ceil(2),
                         Conv::HalfExact if value.is_multiple_of(2) => value as usize / 2,
-                        Conv::HalfExact => {
+                        Conv::SameEven if value.is_multiple_of(2) => value as usize,
+                        Conv::HalfExact | Conv::SameEven => {
                             return Err(Error::new(
                                 ErrorKind::OddNibbleCount {
                                     length: value as usize,
@@ -184,7 +185,7 @@ impl<'a> Message<'a> {
                 pos = end;
             }
         }
-        if pos != data.len() {
+        if check_trailing && pos != data.len() {
             return Err(Error::new(
                 ErrorKind::TrailingBytes {
                     count: data.len() - pos,

@@ -634,10 +634,17 @@ impl<'a> Message<'a> {
                     },
                     Err(_) => Value::Bytes(Cow::Borrowed(f.raw())),
                 }
+            } else if let Ok(s) = f.as_str() {
+                Value::Text(Cow::Borrowed(s))
+            } else if f.spec().encoding == Encoding::Ascii {
+                // Text that is not UTF-8 (GBK merchant names, say) stays the bytes it is.
+                Value::Bytes(Cow::Borrowed(f.raw()))
             } else {
-                match f.as_str() {
-                    Ok(s) => Value::Text(Cow::Borrowed(s)),
-                    Err(_) => Value::Text(Cow::Owned(f.chars().map(char::from).collect())),
+                let chars: Vec<u8> = f.chars().collect();
+                match String::from_utf8(chars) {
+                    Ok(text) if text.is_ascii() => Value::Text(Cow::Owned(text)),
+                    Ok(text) => Value::Bytes(Cow::Owned(text.into_bytes())),
+                    Err(e) => Value::Bytes(Cow::Owned(e.into_bytes())),
                 }
             };
             fields.push((f.number(), value));

@@ -478,6 +478,8 @@ pub(crate) enum Conv {
     HalfUp,
     /// Wire length is value / 2, value must be even (nibbles of a raw binary field).
     HalfExact,
+    /// The value is the wire length and must be even (hex-ASCII characters of a binary field).
+    SameEven,
 }
 
 /// The hot-path form of one field definition.
@@ -749,10 +751,11 @@ fn compile(n: u16, d: &FieldSpec, tertiary: bool) -> Result<Compiled, SpecError>
                 return Err(bad(n, format!("a length prefix has 1 to 4 digits, not {prefix}")));
             }
             let (max_value, conv) = match (d.counts, d.encoding) {
+                (Counts::Bytes, Encoding::HexAscii) => (d.wire_len(max as usize), Conv::SameEven),
                 (Counts::Bytes, _) => (d.wire_len(max as usize), Conv::Same),
                 (Counts::Units, Encoding::Bcd) => (max as usize, Conv::HalfUp),
                 (Counts::Units, Encoding::Binary) => (2 * max as usize, Conv::HalfExact),
-                (Counts::Units, Encoding::HexAscii) => (2 * max as usize, Conv::Same),
+                (Counts::Units, Encoding::HexAscii) => (2 * max as usize, Conv::SameEven),
                 (Counts::Units, _) => (max as usize, Conv::Same),
             };
             let capacity = prefix_capacity(d.prefix, prefix);

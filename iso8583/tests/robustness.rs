@@ -334,12 +334,15 @@ fn track_2_longer_than_its_maximum() {
     assert_eq!(err2, Some(err));
     assert_eq!(numbers(&partial), [2, 3, 4, 7, 11, 12, 13, 14, 18, 22, 25]);
     // 37 is within the maximum: the walk goes on one byte out of step. Field 55's prefix is
-    // then read at 228 as "009", its body is 231-239, field 64 is 240-255, and 290 bytes are
-    // left over.
+    // then read at 228 as "009": nine hex characters cannot be whole bytes of a binary field.
     bytes[95..97].copy_from_slice(b"37");
     assert_eq!(
         decode(spec, &bytes).unwrap_err(),
-        Error::new(ErrorKind::TrailingBytes { count: 290 }, Part::Message, 256)
+        Error::new(
+            ErrorKind::OddNibbleCount { length: 9 },
+            Part::Field(55),
+            228
+        )
     );
 }
 
