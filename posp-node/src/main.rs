@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod crypto;
+mod hsm;
 mod msg;
 
 /// The POSP node and its tools.
@@ -25,6 +26,8 @@ enum Command {
     /// The payment engineer's cryptographic calculator.
     #[command(subcommand)]
     Crypto(crypto::CryptoCommand),
+    /// Run the simulator HSM server, or write a new LMK file.
+    Hsm(hsm::HsmArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +35,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Msg(cmd) => msg::run(cmd),
         Command::Crypto(cmd) => crypto::run(cmd),
+        Command::Hsm(args) => hsm::run(args),
     }
 }
