@@ -2,7 +2,11 @@
 
 pub mod apdu;
 pub mod application;
+pub mod card;
 pub mod command;
+pub mod flow;
+pub mod image;
+pub mod issuer;
 pub mod psam;
 mod reader;
 pub mod record;
@@ -14,6 +18,8 @@ pub mod transaction_type;
 
 pub use apdu::{ApduCase, ApduError, CommandApdu, ResponseApdu};
 pub use application::Application;
+pub use card::{FixedRandom, TearPoint, VirtualCard};
+pub use image::{CardImage, CardKey, ImageError, KeyPurpose, Purse};
 pub use command::{
     CardCommand, Command, CommandError, PsamCommand, Response, parse_card_command,
     parse_psam_command,
