@@ -645,19 +645,19 @@ pub(crate) mod des_key_hex {
 }
 
 /// Serde for a [`Pin`] as its digit string; the intermediate strings are wiped.
-mod pin_digits {
+pub(crate) mod pin_digits {
     use pboc_sam::Pin;
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serializer};
     use zeroize::Zeroizing;
 
-    pub(super) fn serialize<S: Serializer>(pin: &Pin, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(pin: &Pin, s: S) -> Result<S::Ok, S::Error> {
         let text: Zeroizing<String> =
             Zeroizing::new(pin.digits().iter().map(|d| char::from(b'0' + d)).collect());
         s.serialize_str(&text)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Pin, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Pin, D::Error> {
         let text = Zeroizing::new(String::deserialize(d)?);
         Pin::new(&text).map_err(|e| D::Error::custom(e.to_string()))
     }

@@ -5,6 +5,7 @@ pub mod application;
 pub mod card;
 pub mod command;
 pub mod image;
+pub mod personalize;
 pub mod psam;
 mod reader;
 pub mod record;
@@ -18,6 +19,9 @@ pub use apdu::{ApduCase, ApduError, CommandApdu, ResponseApdu};
 pub use application::Application;
 pub use card::{FixedRandom, TearPoint, VirtualCard};
 pub use image::{CardImage, CardKey, ImageError, KeyPurpose, Purse};
+pub use personalize::{
+    IssuerProfile, PersonalizeError, QualityReport, SerialAllocator, personalize, quality_check,
+};
 pub use command::{
     CardCommand, Command, CommandError, PsamCommand, Response, parse_card_command,
     parse_psam_command,
