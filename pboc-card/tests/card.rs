@@ -670,6 +670,41 @@ fn ed_overdraw_limit_update_and_overdrawn_purchase() {
 }
 
 #[test]
+fn ed_cash_withdrawal() {
+    let mut image = image();
+    image.ed = Some(Purse::new(5000, 1_000_000));
+    let mut card = card_from(&image);
+    assert_eq!(
+        send(&mut card, "805002010B 01 000003E8 001122334455 0F"),
+        "00001388 0000 000000 01 00 11223344 9000".replace(' ', "")
+    );
+    assert_eq!(
+        send(&mut card, "805401000F 00000005 20240102 030405 627346AF 08"),
+        "C738262F 8416EDEC 9000".replace(' ', "")
+    );
+    assert_eq!(card.balance(Application::Ed), Some(4000));
+    assert_eq!(card.offline_seq(Application::Ed), Some(1));
+    assert_eq!(
+        card.records(),
+        vec![TransactionDetail {
+            card_seq: 0,
+            overdraw_limit: 0,
+            amount: 1000,
+            transaction_type: TransactionType::EdCashWithdrawal,
+            terminal: TERMINAL,
+            date: [0x20, 0x24, 0x01, 0x02],
+            time: [0x03, 0x04, 0x05],
+        }]
+    );
+    assert_eq!(send(&mut card, "805A000402000008"), "8416EDECC738262F9000");
+    // Cash withdrawal is an ED command: P2 02 is refused.
+    assert_eq!(
+        send(&mut card, "805002020B 01 000003E8 001122334455 0F"),
+        "6A86"
+    );
+}
+
+#[test]
 fn capp_purchase_with_a_data_cache_update() {
     let mut card = card();
     assert_eq!(

@@ -448,3 +448,53 @@ impl VirtualCard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ed(balance: u32, limit: u32, overdrawn: u32) -> Purse {
+        Purse {
+            overdraw_limit: limit,
+            overdrawn,
+            ..Purse::new(balance, 1000)
+        }
+    }
+
+    #[test]
+    fn debits_take_the_balance_first_then_the_overdraw() {
+        let after = after_debit(&ed(100, 500, 0), 250).unwrap();
+        assert_eq!(
+            (after.balance, after.overdrawn, after.offline_seq),
+            (0, 150, 1)
+        );
+        assert_eq!(after_debit(&ed(100, 500, 0), 600).unwrap().overdrawn, 500);
+        assert_eq!(after_debit(&ed(100, 500, 0), 601), None);
+        assert_eq!(after_debit(&ed(100, 500, 450), 151), None);
+        // A limit lowered below what is in use leaves only the balance.
+        assert_eq!(after_debit(&ed(100, 200, 300), 100).unwrap().balance, 0);
+        assert_eq!(after_debit(&ed(100, 200, 300), 101), None);
+        let mut last = ed(10, 0, 0);
+        last.offline_seq = u16::MAX;
+        assert_eq!(after_debit(&last, 1), None);
+    }
+
+    #[test]
+    fn loads_repay_the_overdraw_first_and_respect_the_maximum() {
+        let after = after_load(&ed(0, 500, 150), 200).unwrap();
+        assert_eq!(
+            (after.balance, after.overdrawn, after.online_seq),
+            (50, 0, 1)
+        );
+        assert_eq!(after_load(&ed(0, 500, 150), 100).unwrap().overdrawn, 50);
+        assert_eq!(after_load(&ed(900, 0, 0), 100).unwrap().balance, 1000);
+        assert_eq!(after_load(&ed(900, 0, 0), 101), None);
+        assert_eq!(after_load(&Purse::new(u32::MAX, u32::MAX), 1), None);
+    }
+
+    #[test]
+    fn unloads_never_touch_the_overdraw() {
+        assert_eq!(after_unload(&ed(100, 500, 0), 100).unwrap().balance, 0);
+        assert_eq!(after_unload(&ed(100, 500, 0), 101), None);
+    }
+}
