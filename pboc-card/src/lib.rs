@@ -4,7 +4,9 @@ pub mod apdu;
 pub mod application;
 pub mod card;
 pub mod command;
+pub mod flow;
 pub mod image;
+pub mod issuer;
 pub mod personalize;
 pub mod psam;
 mod reader;
@@ -18,6 +20,7 @@ pub mod transaction_type;
 pub use apdu::{ApduCase, ApduError, CommandApdu, ResponseApdu};
 pub use application::Application;
 pub use card::{FixedRandom, TearPoint, VirtualCard};
+pub use flow::{FlowError, TearOutcome};
 pub use image::{CardImage, CardKey, ImageError, KeyPurpose, Purse};
 pub use personalize::{
     IssuerProfile, PersonalizeError, QualityReport, SerialAllocator, personalize, quality_check,
@@ -27,6 +30,7 @@ pub use command::{
     parse_psam_command,
 };
 pub use record::{DuplicateKey, OfflinePurchaseRecord, RecordError, TransactionDetail};
+pub use issuer::{BatchChecker, IssuerError, IssuerKeys, Verdict};
 pub use psam::VirtualPsam;
 pub use sw::StatusWord;
 pub use terminal::{ApduPsam, Psam, PsamError};
