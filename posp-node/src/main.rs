@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 mod crypto;
 mod hsm;
+mod journal_cmd;
 mod msg;
+mod store;
 
 /// The POSP node and its tools.
 #[derive(Parser)]
@@ -28,6 +30,9 @@ enum Command {
     Crypto(crypto::CryptoCommand),
     /// Run the simulator HSM server, or write a new LMK file.
     Hsm(hsm::HsmArgs),
+    /// Look transactions up in a journal database.
+    #[command(subcommand)]
+    Journal(journal_cmd::JournalCommand),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +41,6 @@ fn main() -> ExitCode {
         Command::Msg(cmd) => msg::run(cmd),
         Command::Crypto(cmd) => crypto::run(cmd),
         Command::Hsm(args) => hsm::run(args),
+        Command::Journal(cmd) => journal_cmd::run(cmd),
     }
 }
