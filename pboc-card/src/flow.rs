@@ -51,6 +51,7 @@ use crate::command::{
     Select, TransactionProof, UpdateCappDataCache, UpdateOverdrawLimit,
     UpdateOverdrawLimitResponse, VerifyPin,
 };
+use crate::image::PUBLIC_DATA_SFI;
 use crate::psam::init_sam_extra_factors;
 use crate::record::{OfflinePurchaseRecord, RecordError, TransactionDetail};
 use crate::sw::StatusWord;
@@ -350,7 +351,7 @@ pub fn read_application_info(card: &mut dyn CardTransport) -> Result<Application
     let step = READ_APPLICATION_INFO;
     let command = ReadBinary {
         target: BinaryTarget::ShortEf {
-            sfi: 0x15,
+            sfi: PUBLIC_DATA_SFI,
             offset: 0,
         },
         le: ApplicationInfo::LEN as u8,

@@ -1235,3 +1235,86 @@ fn issuer_batch_from_real_purchases() {
     let again = block_on(checker.check_records(&hsm, &keys, &records));
     assert_eq!(again.count(&Verdict::Duplicate), 3);
 }
+
+// ------------------------------------------------------------------------------------------
+// Hostile cards
+// ------------------------------------------------------------------------------------------
+
+/// SplitMix64, so a failure reproduces exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> usize {
+        (self.next() % n) as usize
+    }
+}
+
+/// A "card" that answers anything: random bytes, or random data of a plausible length with
+/// `9000`, `9406` or `6A83`, or a transport error.
+struct Hostile(Rng);
+
+impl CardTransport for Hostile {
+    fn transmit(&mut self, _capdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let rng = &mut self.0;
+        let len = match rng.below(3) {
+            0 => rng.below(40),
+            _ => [0, 4, 8, 15, 16, 19, 23, 30][rng.below(8)],
+        };
+        let mut response: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        match rng.below(6) {
+            0 => return Err(TransportError::Reader("noise".into())),
+            1 => return Ok(response),
+            2 => response.extend_from_slice(&[0x94, 0x06]),
+            3 => response.extend_from_slice(&[0x6A, 0x83]),
+            _ => response.extend_from_slice(&[0x90, 0x00]),
+        }
+        Ok(response)
+    }
+}
+
+#[test]
+fn random_card_answers_never_panic_the_flows() {
+    let mut card = Hostile(Rng(0xCA2D));
+    let mut psam = psam();
+    let reply = HostReply {
+        mac2: [1, 2, 3, 4],
+        date: DATE,
+        time: TIME,
+    };
+    for round in 0..3_000u32 {
+        let _ = flow::get_balance(&mut card, Application::Ep);
+        let _ = flow::read_application_info(&mut card);
+        let _ = flow::read_records(&mut card, 10);
+        let _ = flow::recover(&mut card, TransactionType::EpPurchase, 0);
+        let _ = flow::verify_pin(&mut card, "1234");
+        let kinds = [
+            PurchaseKind::Purchase(Application::Ep),
+            PurchaseKind::CashWithdrawal,
+            PurchaseKind::Composite(vec![UpdateCappDataCache {
+                record_id: 1,
+                sfi: 0x17,
+                record: vec![0; 4],
+            }]),
+        ];
+        let kind = kinds[(round % 3) as usize].clone();
+        let _ = flow::purchase(&mut card, &mut psam, &request(kind, 100));
+        for start in [
+            flow::start_load(&mut card, Application::Ep, 1, 100, TERMINAL, SERIAL),
+            flow::start_unload(&mut card, 1, 100, TERMINAL, SERIAL),
+            flow::start_overdraw_update(&mut card, 1, 100, TERMINAL, SERIAL),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let _ = flow::complete_online(&mut card, &start, &reply);
+        }
+    }
+}

@@ -533,3 +533,85 @@ fn apdu_psam_reports_malformed_responses() {
         })
     ));
 }
+
+/// SplitMix64, so a failure reproduces exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> usize {
+        (self.next() % n) as usize
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+#[test]
+fn random_apdus_never_panic_the_psam() {
+    const HEADERS: &[[u8; 4]] = &[
+        [0x80, 0x70, 0x00, 0x00],
+        [0x80, 0x72, 0x00, 0x00],
+        [0x80, 0x1A, 0x02, 0x01],
+        [0x80, 0x1A, 0x05, 0x02],
+        [0x80, 0xFA, 0x00, 0x00],
+        [0x80, 0xFA, 0x01, 0x00],
+        [0x80, 0xFA, 0x03, 0x00],
+        [0x80, 0xFA, 0x05, 0x00],
+        [0x80, 0xFA, 0x07, 0x00],
+        [0x00, 0xB0, 0x96, 0x00],
+        [0x00, 0xB0, 0x95, 0x00],
+        [0x00, 0xA4, 0x04, 0x00],
+        [0x00, 0xC0, 0x00, 0x00],
+    ];
+    const ALLOWED: &[&str] = &[
+        "9000", "6700", "6A86", "6A80", "6D00", "6E00", "6A82", "6985", "6A88", "9302",
+    ];
+    let mut rng = Rng(0x5053_414D);
+    let mut psam = psam();
+    let setup = [
+        init().to_apdu().to_bytes().unwrap(),
+        h("801A0201 08 1000000000000001"),
+        h("80FA0700 08 0000000000000000"),
+    ];
+    for round in 0..30_000 {
+        if round % 7 == 0 {
+            psam.process(&setup[rng.below(3)]);
+        }
+        let capdu = match rng.below(3) {
+            0 => {
+                let len = rng.below(48);
+                rng.bytes(len)
+            }
+            _ => {
+                let mut capdu = HEADERS[rng.below(HEADERS.len() as u64)].to_vec();
+                let len = match rng.below(4) {
+                    0 => 4,
+                    1 => 8,
+                    2 => 0x1C,
+                    _ => rng.below(60),
+                };
+                if len > 0 || rng.below(2) == 0 {
+                    capdu.push(len as u8);
+                    capdu.extend(rng.bytes(len));
+                }
+                if rng.below(2) == 0 {
+                    capdu.push(rng.next() as u8);
+                }
+                capdu
+            }
+        };
+        let response = psam.process(&capdu);
+        assert!(response.len() >= 2, "{}", hx(&capdu));
+        let sw = hx(&response[response.len() - 2..]);
+        assert!(ALLOWED.contains(&sw.as_str()), "{} -> {sw}", hx(&capdu));
+    }
+}
