@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::store::{EntryFilter, JournalEntry, SafEntry, SqliteReader, TxnState};
+use posp_node::store::{EntryFilter, JournalEntry, SafEntry, SqliteReader, TxnState};
 
 /// The `journal` subcommands.
 #[derive(Subcommand)]
@@ -81,7 +81,7 @@ pub fn run(cmd: JournalCommand) -> ExitCode {
 
 /// Parses `--date`: a valid `MMDD`.
 fn parse_date(s: &str) -> Result<String, String> {
-    crate::store::journal::check_local_date(s)
+    posp_node::store::journal::check_local_date(s)
         .map(|()| s.to_owned())
         .map_err(|_| format!("{s:?} is not a date MMDD"))
 }

@@ -9,7 +9,6 @@ mod crypto;
 mod hsm;
 mod journal_cmd;
 mod msg;
-mod store;
 
 /// The POSP node and its tools.
 #[derive(Parser)]

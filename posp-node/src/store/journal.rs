@@ -705,7 +705,7 @@ fn two_digits(s: &str, at: usize) -> u32 {
 }
 
 /// Checks a local date `MMDD`.
-pub(crate) fn check_local_date(s: &str) -> Result<(), StoreError> {
+pub fn check_local_date(s: &str) -> Result<(), StoreError> {
     check_digits("local_date", s, 4)?;
     let (month, day) = (two_digits(s, 0), two_digits(s, 2));
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {

@@ -17,11 +17,6 @@
 //! Card data: see [`journal`] for the contract (masked PAN only; messages masked by the
 //! caller).
 
-// The service flows (front end, SAF sender, recovery) are built on this API in their own
-// changes; today the binary uses only the read side (the `journal` subcommand), so most of
-// the API and its re-exports look unused to the compiler.
-#![allow(dead_code, unused_imports)]
-
 pub mod journal;
 pub mod saf;
 mod schema;
