@@ -170,6 +170,14 @@ pub struct VirtualCard {
     tear: Option<TearPoint>,
 }
 
+/// A virtual card answers APDUs through any `pboc_sam` card transport
+/// (`MemoryTransport::new(card)`), like the virtual PSAM.
+impl pboc_sam::ApduHandler for VirtualCard {
+    fn handle(&mut self, capdu: &[u8]) -> Vec<u8> {
+        self.process(capdu)
+    }
+}
+
 impl fmt::Debug for VirtualCard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VirtualCard")
