@@ -1,0 +1,10 @@
+//! Arbitrary bytes as a PSAM command APDU and as a session of APDUs sent to the virtual PSAM
+//! (see `iso8583_wire_fuzz::card::apdu_psam_target`).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    iso8583_wire_fuzz::card::apdu_psam_target(data);
+});
