@@ -41,6 +41,18 @@ fn replay(target: &str, data: &[u8]) {
     harness::spec_file_target(data);
 }
 
+/// The fuzz targets whose corpora this crate's parsers replay.
+const OWN_TARGETS: [&str; 8] = [
+    "decode_cups_pos",
+    "decode_iso87_ascii",
+    "decode_iso87_binary",
+    "decode_iso93_ascii",
+    "frame_decode",
+    "roundtrip",
+    "spec_file",
+    "tlv_reader",
+];
+
 #[test]
 fn replays_the_whole_corpus() {
     let mut counts = Vec::new();
@@ -48,6 +60,8 @@ fn replays_the_whole_corpus() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
+        // The other crates' targets (HSM protocol, APDUs, ...) are replayed by their own tests.
+        .filter(|p| OWN_TARGETS.contains(&p.file_name().unwrap().to_str().unwrap()))
         .collect();
     dirs.sort();
     for dir in dirs {

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! The header has a configured length ([`FrameConfig::header_len`], usually 4) and is echoed
-//! back unchanged. [`HsmClient`] puts a request id in it (upper-case hex, one per request in
+//! back unchanged. `HsmClient` puts a request id in it (upper-case hex, one per request in
 //! flight) and matches responses by id. The response code is the command code with its second
 //! character plus one (`NC` -> `ND`, `CA` -> `CB`, `M6` -> `M7`, `A0` -> `A1`). The error code
 //! is `00` on success; then the response fields follow. After a non-zero error code there are
