@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod card_cmd;
 mod crypto;
 mod hsm;
 mod journal_cmd;
@@ -32,6 +33,9 @@ enum Command {
     /// Look transactions up in a journal database.
     #[command(subcommand)]
     Journal(journal_cmd::JournalCommand),
+    /// PBOC card tools: virtual card and PSAM, personalization.
+    #[command(subcommand)]
+    Card(card_cmd::CardCommand),
 }
 
 fn main() -> ExitCode {
@@ -41,5 +45,6 @@ fn main() -> ExitCode {
         Command::Crypto(cmd) => crypto::run(cmd),
         Command::Hsm(args) => hsm::run(args),
         Command::Journal(cmd) => journal_cmd::run(cmd),
+        Command::Card(cmd) => card_cmd::run(cmd),
     }
 }
