@@ -1,0 +1,345 @@
+//! Store and forward of reversals: queueing them durably, and the sender task per link that
+//! drains the latched head of the link's queue.
+//!
+//! - The queued message is the upstream reversal (0400) without a MAC, built from the
+//!   journal entry alone (so crash recovery can build it too): the original's fields 3, 4,
+//!   22, 25, 41, 42, 49, 60 from the masked request, field 11 = the original's upstream STAN
+//!   (a new one if it never got one), 32, 39 = the reason, 61 = batch, upstream STAN and
+//!   date of the original.
+//! - Each transmission takes the next MTI (`0400`, then `0401` when the link has
+//!   `repeat_mti`), is MACed with X9.19 under the ZAK, and goes through the link's matcher.
+//! - Only a received response counts as an attempt. A response code in `saf.done_codes`
+//!   completes the entry and moves the journal entry REVERSAL_QUEUED -> REVERSED; any other
+//!   code is a counted attempt; no response is recorded but not counted. Entries that
+//!   exhaust their attempts or expire go to the exception queue (the store moves them).
+//! - Up to `saf.batch_size` entries per round, then a pause of `saf.retry_interval` (also
+//!   after a failure); a new entry wakes the sender at once.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use iso8583_wire::{MessageBuf, decode, specs};
+use pboc_sam::MacAlgorithm;
+use tokio::sync::watch;
+use tokio::time::sleep;
+use tracing::{error, info, warn};
+
+use crate::store::{
+    AttemptOutcome, Journal, JournalEntry, NewSafEntry, SafEntry, SafQueue, StateUpdate, TxnState,
+};
+
+use super::Shared;
+use super::clock::unix_millis;
+use super::flows::FlowError;
+use super::link::match_key;
+use super::model::{encode_for_mac, mab, put_mac};
+
+/// Builds the upstream reversal of a journal entry (unsigned: field 64 zero).
+pub fn reversal_body(
+    entry: &JournalEntry,
+    acquirer: &str,
+    upstream_stan: u32,
+    reason: &str,
+) -> Result<Vec<u8>, FlowError> {
+    let spec = specs::cups_pos();
+    let bad = |m: String| FlowError {
+        code: "REVERSAL_BUILD",
+        at: "build reversal",
+        message: m,
+        response_code: "96",
+    };
+    let orig = decode(spec, &entry.request)
+        .map_err(|e| bad(format!("journal entry {}: stored request: {e}", entry.id)))?;
+    let mut m = MessageBuf::new("0400").map_err(|e| bad(e.to_string()))?;
+    for n in [3u16, 4, 22, 25, 49, 60] {
+        if let Some(f) = orig.field(n) {
+            m.set(n, f.to_string());
+        }
+    }
+    m.set(11, format!("{upstream_stan:06}"))
+        .set(32, acquirer.to_owned())
+        .set(39, reason.to_owned())
+        .set(41, entry.terminal_id.clone())
+        .set(42, entry.merchant_id.clone())
+        .set(
+            61,
+            format!("{:06}{upstream_stan:06}{}", entry.batch, entry.local_date),
+        );
+    encode_for_mac(spec, &mut m).map_err(|e| bad(e.to_string()))
+}
+
+/// Queues the reversal of `entry` for the link durably and wakes the sender.
+pub async fn queue_reversal(
+    sh: &Shared,
+    entry: &JournalEntry,
+    reason: &str,
+) -> Result<(), FlowError> {
+    let ustan = entry.upstream_stan.unwrap_or_else(|| sh.link.alloc_stan());
+    let body = reversal_body(entry, sh.link.acquirer(), ustan, reason)?;
+    let new = NewSafEntry {
+        destination: sh.link.name().to_owned(),
+        journal_id: Some(entry.id),
+        created_at: unix_millis(),
+        mti: "0400".to_owned(),
+        repeat_mti: sh.link.config().repeat_mti,
+        message: body,
+    };
+    sh.store.enqueue(new).await.map_err(|e| FlowError {
+        code: "SAF_ENQUEUE",
+        at: "queue reversal",
+        message: e.to_string(),
+        response_code: "96",
+    })?;
+    sh.metrics.reversals_queued.fetch_add(1, Ordering::Relaxed);
+    info!(entry = entry.id, upstream_stan = ustan, "reversal queued");
+    sh.saf_wake.notify_one();
+    Ok(())
+}
+
+/// The message of a SAF entry as it goes out this time: next MTI, X9.19 MAC.
+async fn prepare(sh: &Shared, entry: &SafEntry) -> Result<(Vec<u8>, String, u32), String> {
+    let spec = specs::cups_pos();
+    let msg = decode(spec, &entry.message).map_err(|e| format!("stored message: {e}"))?;
+    let stan = msg
+        .field(11)
+        .and_then(|f| f.to_u64().ok())
+        .and_then(|s| u32::try_from(s).ok())
+        .ok_or("stored message has no field 11")?;
+    let tid = msg
+        .field(41)
+        .and_then(|f| f.as_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mti = entry.next_mti();
+    let mut m = msg.to_buf();
+    m.set_mti(&mti).map_err(|e| e.to_string())?;
+    let mut body = encode_for_mac(spec, &mut m).map_err(|e| e.to_string())?;
+    let mac = sh
+        .hsm
+        .generate_mac(&sh.zak, MacAlgorithm::X919, mab(&body))
+        .await
+        .map_err(|e| e.to_string())?;
+    put_mac(&mut body, &mac);
+    Ok((body, match_key(&mti, sh.link.acquirer(), &tid, stan), stan))
+}
+
+/// What one transmission did.
+enum Sent {
+    /// Completed or moved on: take the next head now.
+    Next,
+    /// Try again after the retry interval.
+    Wait,
+}
+
+async fn send_one(sh: &Shared, entry: &SafEntry) -> Sent {
+    let (body, key, stan) = match prepare(sh, entry).await {
+        Ok(x) => x,
+        Err(why) => {
+            error!(
+                code = "SAF_PREPARE",
+                saf = entry.id,
+                "{why}; moved to the exception queue"
+            );
+            let _ = sh
+                .store
+                .move_to_exception(entry.id, format!("cannot prepare: {why}"), unix_millis())
+                .await;
+            sh.metrics.saf_exceptions.fetch_add(1, Ordering::Relaxed);
+            return Sent::Next;
+        }
+    };
+    sh.metrics.reversals_sent.fetch_add(1, Ordering::Relaxed);
+    let reply = sh.link.exchange(&body, &key, stan, None).await;
+    let now = unix_millis();
+    let code = match reply {
+        Ok(resp) => decode(specs::cups_pos(), &resp)
+            .ok()
+            .and_then(|m| m.field(39).and_then(|f| f.as_str().ok().map(str::to_owned))),
+        Err(e) => {
+            if e.maybe_sent() {
+                let _ = sh.store.record_attempt(entry.id, None, now).await;
+            }
+            warn!(
+                code = e.code(),
+                saf = entry.id,
+                "reversal not answered: {e}"
+            );
+            return Sent::Wait;
+        }
+    };
+    let Some(code) = code else {
+        warn!(
+            code = "SAF_REPLY",
+            saf = entry.id,
+            "reversal reply without field 39"
+        );
+        let _ = sh
+            .store
+            .record_attempt(entry.id, Some("96".to_owned()), now)
+            .await;
+        return Sent::Wait;
+    };
+    if sh.config.saf.done_codes.contains(&code) {
+        match sh.store.complete(entry.id, code.clone(), now).await {
+            Ok(_) => {
+                sh.metrics.reversals_done.fetch_add(1, Ordering::Relaxed);
+                info!(saf = entry.id, code = %code, "reversal acknowledged");
+                if let Some(jid) = entry.journal_id {
+                    mark_reversed(sh, jid).await;
+                }
+            }
+            Err(e) => error!(code = "STORE", saf = entry.id, "complete: {e}"),
+        }
+        return Sent::Next;
+    }
+    match sh
+        .store
+        .record_attempt(entry.id, Some(code.clone()), now)
+        .await
+    {
+        Ok(AttemptOutcome::Exception { reason }) => {
+            sh.metrics.saf_exceptions.fetch_add(1, Ordering::Relaxed);
+            error!(
+                code = "SAF_EXCEPTION",
+                saf = entry.id,
+                "reversal moved to the exception queue: {reason}"
+            );
+            Sent::Next
+        }
+        Ok(_) => {
+            warn!(saf = entry.id, code = %code, "reversal answered with a retry code");
+            Sent::Wait
+        }
+        Err(e) => {
+            error!(code = "STORE", saf = entry.id, "record attempt: {e}");
+            Sent::Wait
+        }
+    }
+}
+
+async fn mark_reversed(sh: &Shared, journal_id: i64) {
+    match sh.store.get(journal_id).await {
+        Ok(Some(e)) if e.state == TxnState::ReversalQueued => {
+            if let Err(err) = sh
+                .store
+                .update_state(
+                    journal_id,
+                    StateUpdate::to(TxnState::Reversed, unix_millis()),
+                )
+                .await
+            {
+                error!(code = "STORE", entry = journal_id, "mark reversed: {err}");
+            }
+        }
+        Ok(Some(e)) => {
+            info!(entry = journal_id, state = %e.state, "reversal done; entry already final")
+        }
+        Ok(None) => warn!(
+            entry = journal_id,
+            "reversal done for an unknown journal entry"
+        ),
+        Err(err) => error!(code = "STORE", entry = journal_id, "{err}"),
+    }
+}
+
+/// The SAF sender of the link, until `shutdown` turns true.
+pub async fn run(sh: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let interval = sh.config.saf.retry_interval;
+    let dest = sh.link.name().to_owned();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        if let Ok(expired) = sh.store.expire(unix_millis()).await {
+            for e in expired {
+                sh.metrics.saf_exceptions.fetch_add(1, Ordering::Relaxed);
+                error!(
+                    code = "SAF_EXPIRED",
+                    saf = e.id,
+                    "reversal expired into the exception queue"
+                );
+            }
+        }
+        let mut wait = true;
+        if sh.link.is_up() {
+            wait = false;
+            for _ in 0..sh.config.saf.batch_size {
+                let head = match sh.store.head(&dest).await {
+                    Ok(Some(h)) => h,
+                    Ok(None) => {
+                        wait = true;
+                        break;
+                    }
+                    Err(e) => {
+                        error!(code = "STORE", "SAF head: {e}");
+                        wait = true;
+                        break;
+                    }
+                };
+                if let Sent::Wait = send_one(&sh, &head).await {
+                    wait = true;
+                    break;
+                }
+                if *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+        if wait {
+            tokio::select! {
+                _ = sleep(interval) => {}
+                _ = sh.saf_wake.notified() => {}
+                _ = sh.link.up_notify.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Handles responses that matched no waiter: late replies after a timeout (a late decline
+/// moves the entry to DECLINED; a late approval keeps its reversal) and unmatched ones.
+pub async fn run_late(sh: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let late = tokio::select! {
+            l = sh.link.take_late() => l,
+            _ = shutdown.changed() => return,
+        };
+        let Some(late) = late else { return };
+        let code = decode(specs::cups_pos(), &late.body)
+            .ok()
+            .and_then(|m| m.field(39).and_then(|f| f.as_str().ok().map(str::to_owned)));
+        let Some(jid) = late.journal_id else {
+            sh.metrics.unmatched.fetch_add(1, Ordering::Relaxed);
+            warn!(code = "UNMATCHED", key = ?late.key, response = ?code, "response from the center matches no request");
+            continue;
+        };
+        if code.as_deref() == Some("00") {
+            sh.metrics.late_approvals.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                code = "LATE_APPROVAL",
+                entry = jid,
+                "late approval after a timeout; the reversal stands"
+            );
+            continue;
+        }
+        sh.metrics.late_declines.fetch_add(1, Ordering::Relaxed);
+        match sh.store.get(jid).await {
+            Ok(Some(e)) if matches!(e.state, TxnState::TimedOut | TxnState::ReversalQueued) => {
+                let up = StateUpdate {
+                    response_code: code.clone().filter(|c| c.len() == 2),
+                    ..StateUpdate::to(TxnState::Declined, unix_millis())
+                };
+                match sh.store.update_state(jid, up).await {
+                    Ok(_) => {
+                        warn!(code = "LATE_DECLINE", entry = jid, response = ?code, "late decline journaled")
+                    }
+                    Err(err) => error!(code = "STORE", entry = jid, "late decline: {err}"),
+                }
+            }
+            Ok(_) => {
+                warn!(code = "LATE_DECLINE", entry = jid, response = ?code, "late decline; entry already final")
+            }
+            Err(err) => error!(code = "STORE", entry = jid, "{err}"),
+        }
+    }
+}
