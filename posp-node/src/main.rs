@@ -36,6 +36,12 @@ enum Command {
     /// PBOC card tools: virtual card and PSAM, personalization.
     #[command(subcommand)]
     Card(card_cmd::CardCommand),
+    /// Write a fresh LMK, demo keys and a commented front-end configuration into DIR.
+    Init(posp_node::init::InitArgs),
+    /// Run the front end (POSP) until SIGTERM or SIGINT.
+    Front(posp_node::front::FrontArgs),
+    /// Print a running front end's status from its admin endpoint.
+    Status(posp_node::front::admin::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,5 +52,8 @@ fn main() -> ExitCode {
         Command::Hsm(args) => hsm::run(args),
         Command::Journal(cmd) => journal_cmd::run(cmd),
         Command::Card(cmd) => card_cmd::run(cmd),
+        Command::Init(args) => posp_node::init::run(args),
+        Command::Front(args) => posp_node::front::run(args),
+        Command::Status(args) => posp_node::front::admin::run_status(args),
     }
 }
