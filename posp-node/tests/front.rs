@@ -524,6 +524,13 @@ async fn purchase_is_approved_with_macs_both_ways_and_journaled() {
     assert_eq!(format!("{:06}", e.upstream_stan.unwrap()), up[0].stan);
     let stored = decode(specs::cups_pos(), &e.request).unwrap();
     assert!(!stored.has(2) && !stored.has(35) && !stored.has(52) && !stored.has(64));
+    let stored = decode(specs::cups_pos(), e.response.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        stored.field(2).unwrap().to_string(),
+        "0".repeat(19),
+        "PAN zeroed in the journal"
+    );
+    assert!(!stored.has(64));
     assert_eq!(front.shared().metrics.count("PURCHASE", "00"), 1);
     front.shutdown().await;
 }
@@ -895,5 +902,79 @@ async fn settlement_checks_the_journal_and_admin_reports() {
             .0,
         404
     );
+    front.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_approval_after_a_timeout_keeps_its_reversal() {
+    let (_dir, _k, center, front) = start("late", "300ms").await;
+    let mut t = Terminal::connect(front.local_addr(), TID).await;
+    t.sign_in().await;
+    center.set(Mode::Delay(Duration::from_millis(800)));
+    let resp = t.exchange(&t.purchase(71, 400)).await;
+    assert_eq!(t.check(&resp), "98");
+    let metrics = &front.shared().metrics;
+    wait_for("the late approval", || {
+        metrics.late_approvals.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    let e = journal_entry(&front, 71).await;
+    assert_eq!(e.state, TxnState::Reversed, "the reversal stands");
+    assert_eq!(center.count("04"), 1);
+    assert_eq!(metrics.unmatched.load(Ordering::Relaxed), 0);
+    front.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminal_reversal_of_an_approved_purchase_goes_through_the_saf() {
+    let (_dir, _k, center, front) = start("treversal", "2s").await;
+    let mut t = Terminal::connect(front.local_addr(), TID).await;
+    t.sign_in().await;
+    let resp = t.exchange(&t.purchase(81, 650)).await;
+    assert_eq!(t.check(&resp), "00");
+    let reversal = {
+        let mut m = MessageBuf::new("0400").unwrap();
+        m.set(2, PAN)
+            .set(3, "000000")
+            .set(4, "000000000650")
+            .set(11, "000081")
+            .set(22, "021")
+            .set(25, "00")
+            .set(39, "06")
+            .set(41, TID)
+            .set(42, MID)
+            .set(49, "156")
+            .set(60, "22000001")
+            .set(61, "0000010000810611");
+        t.signed(m)
+    };
+    let (frame1, resp) = t.exchange_raw(&reversal).await;
+    assert_eq!(t.check(&resp), "00");
+    assert_eq!(decode(specs::cups_pos(), &resp).unwrap().mti(), "0410");
+    assert_eq!(field(&resp, 4).as_deref(), Some("000000000650"));
+    wait_for("the reversal upstream", || center.count("04") == 1).await;
+    let store = &front.shared().store;
+    let entries = store.by_terminal_stan(TID, 81).await.unwrap();
+    assert_eq!(entries.len(), 2);
+    let (orig, rev) = (&entries[0], &entries[1]);
+    assert_eq!(rev.kind, TxnKind::Reversal);
+    assert_eq!(rev.original_id, Some(orig.id));
+    assert_eq!(rev.state, TxnState::Approved);
+    for _ in 0..200 {
+        if store.get(orig.id).await.unwrap().unwrap().state == TxnState::Reversed {
+            break;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        store.get(orig.id).await.unwrap().unwrap().state,
+        TxnState::Reversed
+    );
+    // The terminal resends it: the stored answer, nothing more upstream.
+    let (frame2, again) = t.exchange_raw(&reversal).await;
+    assert_eq!(again, resp);
+    assert_eq!(frame2, frame1);
+    sleep(Duration::from_millis(200)).await;
+    assert_eq!(center.count("04"), 1);
     front.shutdown().await;
 }

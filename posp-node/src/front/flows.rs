@@ -432,7 +432,9 @@ async fn replay(
         .unwrap_or("96")
         .to_owned();
     let mut m = msg.to_buf();
-    if let Some(pan) = &txn.pan {
+    if msg.has(2)
+        && let Some(pan) = &txn.pan
+    {
         m.set(2, pan.clone());
     }
     info!(code = %code, "duplicate of a completed request: stored response replayed");
@@ -516,10 +518,25 @@ async fn update(sh: &Shared, id: i64, up: StateUpdate) -> Option<JournalEntry> {
     }
 }
 
+/// A response as journaled: the MAC removed and the PAN's digits zeroed (its presence and
+/// length kept, so a replay puts the request's PAN back exactly where it was).
+fn stored_response(response: &[u8]) -> Vec<u8> {
+    let spec = specs::cups_pos();
+    let Ok(msg) = decode(spec, response) else {
+        return Vec::new();
+    };
+    let mut buf = msg.to_buf();
+    if let Some(f) = msg.field(2) {
+        buf.set(2, "0".repeat(f.len()));
+    }
+    buf.remove(64);
+    buf.to_vec(spec).unwrap_or_default()
+}
+
 fn final_update(to: TxnState, code: &str, response: &[u8]) -> StateUpdate {
     StateUpdate {
         response_code: Some(code.to_owned()),
-        response: Some(without_fields(specs::cups_pos(), response, &[2, 64])),
+        response: Some(stored_response(response)),
         ..StateUpdate::to(to, unix_millis())
     }
 }
