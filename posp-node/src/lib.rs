@@ -5,5 +5,6 @@
 pub mod config;
 pub mod front;
 pub mod init;
+pub mod possim;
 pub mod store;
 pub mod supervisor;

@@ -42,6 +42,8 @@ enum Command {
     Front(posp_node::front::FrontArgs),
     /// Print a running front end's status from its admin endpoint.
     Status(posp_node::front::admin::StatusArgs),
+    /// Run simulated POS terminals against a front end.
+    PosSim(posp_node::possim::PosSimArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,5 +57,6 @@ fn main() -> ExitCode {
         Command::Init(args) => posp_node::init::run(args),
         Command::Front(args) => posp_node::front::run(args),
         Command::Status(args) => posp_node::front::admin::run_status(args),
+        Command::PosSim(args) => posp_node::possim::run(args),
     }
 }
