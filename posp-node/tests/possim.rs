@@ -89,6 +89,8 @@ struct State {
     ignore_reversals: usize,
     /// Flip a bit in the MAC of purchase and balance answers.
     corrupt_mac: bool,
+    /// Answer purchases with bytes that are not a message.
+    garbage: bool,
     /// Load confirmations: TAC (DF13) and field 61.
     confirmations: Vec<(Vec<u8>, String)>,
     /// The load answer's MAC1 check.
@@ -210,6 +212,9 @@ fn handle(state: &Mutex<State>, req: &[u8]) -> Option<Vec<u8>> {
                 f35: text(&msg, 35),
             };
             st.purchases.push(seen.clone());
+            if st.garbage {
+                return Some(vec![0x02, 0x10, 0xFF, 0xFF]);
+            }
             if st.drop_purchases > 0 {
                 st.drop_purchases -= 1;
                 return None;
@@ -627,6 +632,9 @@ async fn void_refund_and_settlement_totals() {
     assert_eq!(log[5], ("0500".to_owned(), 6));
 }
 
+/// Terminal futures can be spawned on a multi-threaded runtime.
+fn assert_send<T: Send>(_: &T) {}
+
 fn purse_card() -> VirtualCard {
     let profile = IssuerProfile::from_json(&format!(
         r#"{{ "issuer_id": "3100000000000000", "card_type": 3,
@@ -652,7 +660,9 @@ async fn purse_load_credits_the_card_and_confirms_with_its_tac() {
     let before = card.handler().balance(Application::Ep).unwrap();
     let seq = card.handler().online_seq(Application::Ep).unwrap();
 
-    let o = t.load(&mut card, None, 10_000).await;
+    let load = t.load(&mut card, None, 10_000);
+    assert_send(&load);
+    let o = load.await;
     assert_eq!(o.status, Status::Approved, "{o}");
     assert_eq!(o.operation, Operation::Load);
     assert_eq!(o.stan, 2);
@@ -819,4 +829,31 @@ fn terminals_file_as_init_writes_it_and_its_errors() {
             .to_string(),
         "front: no front end address (give --front)"
     );
+}
+
+#[tokio::test]
+async fn a_malformed_answer_is_reported_and_reversed() {
+    let fake = fake_front(State {
+        garbage: true,
+        ..State::default()
+    })
+    .await;
+    let mut t = Terminal::new(config(&fake, "10000001"));
+    assert_eq!(t.sign_in().await.status, Status::Approved);
+    let o = t.purchase(&card(), 700, PIN).await;
+    assert!(matches!(o.status, Status::BadResponse(_)), "{o}");
+    assert_eq!(o.response_code, None);
+    let pending = t.pending_reversal().unwrap();
+    assert_eq!(
+        (pending.stan, pending.reason, pending.amount),
+        (2, "06", 700)
+    );
+    // The reversal goes first and is answered; then the purchase is sent again.
+    fake.state.lock().unwrap().garbage = false;
+    let o = t.purchase(&card(), 700, PIN).await;
+    assert_eq!(o.status, Status::Approved);
+    assert_eq!((o.reversals_sent, o.stan), (1, 3));
+    let st = fake.state.lock().unwrap();
+    assert_eq!(st.reversals.len(), 1);
+    assert_eq!((st.reversals[0].0, st.reversals[0].1.as_str()), (2, "06"));
 }
