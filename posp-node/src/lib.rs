@@ -2,6 +2,7 @@
 //! simulators, composed by the `posp-node` binary. See `README.md` and `PROTOCOL.md` for the
 //! modules and the wire contracts between terminals, the front end and the data center.
 
+pub mod center;
 pub mod config;
 pub mod front;
 pub mod init;

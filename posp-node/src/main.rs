@@ -44,6 +44,8 @@ enum Command {
     Status(posp_node::front::admin::StatusArgs),
     /// Run simulated POS terminals against a front end.
     PosSim(posp_node::possim::PosSimArgs),
+    /// Run the data-center host.
+    Center(posp_node::center::CenterArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,5 +60,6 @@ fn main() -> ExitCode {
         Command::Front(args) => posp_node::front::run(args),
         Command::Status(args) => posp_node::front::admin::run_status(args),
         Command::PosSim(args) => posp_node::possim::run(args),
+        Command::Center(args) => posp_node::center::run(args),
     }
 }

@@ -1,0 +1,1493 @@
+//! One request in, one response out: MAC check, routing, the authorization decision and
+//! the signed response. See the [module documentation](super) for the rules per
+//! transaction kind.
+//!
+//! Each decision runs in three phases: read what the HSM needs (the card's PIN verification
+//! data, the load being confirmed), ask the HSM (PIN translation, MAC2, TAC), then one
+//! database transaction that claims the matching key, runs every check in order and moves
+//! the money. Two copies of one request can therefore never both move money: the second
+//! finds the key claimed and gets the stored answer (or `94` while the first is not answered).
+
+use std::sync::Arc;
+
+use iso8583_wire::describe::mask_pan;
+use iso8583_wire::tlv::{Tag, TlvBuilder, TlvReader};
+use iso8583_wire::{Message, MessageBuf, decode, decode_partial, specs};
+use pboc_sam::security::{HsmErrorCode, LoadRequest, PinTranslation, TacRequest};
+use pboc_sam::{MacAlgorithm, Pan, PinBlockFormat, SecurityModule};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, error, info, warn};
+
+use super::CenterError;
+use super::clock::LocalTime;
+use super::config::{CardLimits, ResolvedKeys};
+use super::registry::{
+    AuthState, CardKind, CardRecord, CardStatus, Registry, account_balance, adjust_balance,
+    card_by_number, is_blacklisted, next_counter, set_pin_tries, spent_on, to_i64,
+};
+
+/// Wrong PINs in a row after which a card gets `75` without its PIN being checked.
+pub const MAX_PIN_TRIES: u32 = 3;
+
+/// What a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// 0200 / 31xxxx.
+    Balance,
+    /// 0200 / 00xxxx.
+    Purchase,
+    /// 0200 / 20xxxx.
+    Void,
+    /// 0220 / 20xxxx.
+    Refund,
+    /// 0200 / 60xxxx (ours).
+    Load,
+    /// 0220 / 60xxxx (ours).
+    LoadConfirm,
+    /// 0400 / 0401.
+    Reversal,
+}
+
+impl Kind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Balance => "balance",
+            Kind::Purchase => "purchase",
+            Kind::Void => "void",
+            Kind::Refund => "refund",
+            Kind::Load => "load",
+            Kind::LoadConfirm => "load_confirm",
+            Kind::Reversal => "reversal",
+        }
+    }
+
+    fn route(mti: &str, pc: &str) -> Option<Kind> {
+        let class = pc.get(..2).unwrap_or("");
+        Some(match (mti, class) {
+            ("0400" | "0401", _) => Kind::Reversal,
+            ("0200", "31") => Kind::Balance,
+            ("0200", "00") => Kind::Purchase,
+            ("0200", "20") => Kind::Void,
+            ("0220", "20") => Kind::Refund,
+            ("0200", "60") => Kind::Load,
+            ("0220", "60") => Kind::LoadConfirm,
+            _ => return None,
+        })
+    }
+}
+
+/// A request's fields, owned.
+#[derive(Debug, Clone)]
+struct Req {
+    mti: String,
+    kind: Kind,
+    pc: String,
+    amount: Option<u64>,
+    stan: u32,
+    acquirer: String,
+    terminal: String,
+    merchant: String,
+    pan: Option<String>,
+    expiry: Option<String>,
+    pin_block: Option<[u8; 8]>,
+    orig_rrn: Option<String>,
+    f61: Option<String>,
+    f55: Option<Vec<u8>>,
+}
+
+impl Req {
+    fn fingerprint(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.mti,
+            self.pc,
+            self.amount.unwrap_or(0),
+            self.pan.as_deref().unwrap_or("")
+        )
+    }
+
+    /// For a reversal: the original's STAN (field 61 digits 7-12, else field 11).
+    fn original_stan(&self) -> u32 {
+        self.f61
+            .as_deref()
+            .and_then(|s| s.get(6..12))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(self.stan)
+    }
+}
+
+/// The outcome of a decision.
+#[derive(Debug, Clone, Default)]
+struct Decision {
+    code: &'static str,
+    auth_id: Option<i64>,
+    rrn: Option<String>,
+    auth_code: Option<String>,
+    f54: Option<String>,
+    f55: Option<Vec<u8>>,
+    /// A stored response to send as it is.
+    replay: Option<Vec<u8>>,
+}
+
+impl Decision {
+    fn code(code: &'static str) -> Decision {
+        Decision {
+            code,
+            ..Decision::default()
+        }
+    }
+}
+
+/// The load data kept with an approved load, for its confirmation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct LoadData {
+    serial: String,
+    balance_before: u32,
+    online_seq: u16,
+    tx_type: u8,
+    terminal: String,
+    date: String,
+    time: String,
+    #[serde(default)]
+    tac: Option<String>,
+    #[serde(default)]
+    tac_ok: Option<bool>,
+}
+
+/// What field 55 of a load carries.
+#[derive(Debug, Clone)]
+struct LoadTlv {
+    serial: [u8; 8],
+    balance: u32,
+    online_seq: u16,
+    random: [u8; 4],
+    mac1: [u8; 4],
+    tx_type: u8,
+    terminal: [u8; 6],
+}
+
+fn tag(v: u32) -> Option<Tag> {
+    Tag::new(v)
+}
+
+fn tlv_value<const N: usize>(data: &[u8], t: u32) -> Option<[u8; N]> {
+    let want = tag(t)?;
+    for item in TlvReader::new(data) {
+        let tlv = item.ok()?;
+        if tlv.tag() == want {
+            return <[u8; N]>::try_from(tlv.value()).ok();
+        }
+    }
+    None
+}
+
+fn parse_load_tlv(data: &[u8]) -> Option<LoadTlv> {
+    Some(LoadTlv {
+        serial: tlv_value::<8>(data, 0xDF01)?,
+        balance: u32::from_be_bytes(tlv_value::<4>(data, 0xDF02)?),
+        online_seq: u16::from_be_bytes(tlv_value::<2>(data, 0xDF03)?),
+        random: tlv_value::<4>(data, 0xDF04)?,
+        mac1: tlv_value::<4>(data, 0xDF05)?,
+        tx_type: tlv_value::<1>(data, 0xDF09)?[0],
+        terminal: tlv_value::<6>(data, 0xDF08)?,
+    })
+}
+
+/// The result of a PIN check through the HSM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PinCheck {
+    /// No PIN to check (no PVK configured, or the card has no PIN).
+    NotNeeded,
+    /// The PIN matches.
+    Good,
+    /// The PIN does not match.
+    Wrong,
+    /// The card has a PIN but the request carries none.
+    Missing,
+    /// The block does not decode as format 0 under the ZPK: `99`.
+    Format,
+    /// The HSM failed: `96`.
+    Failed,
+}
+
+/// The per-request logic, shared by every connection.
+pub(crate) struct Authorizer {
+    pub hsm: Arc<dyn SecurityModule>,
+    pub keys: ResolvedKeys,
+    pub registry: Registry,
+    pub acquirers: Vec<String>,
+    pub limits: CardLimits,
+    pub utc_offset_minutes: i32,
+    pub window_ms: i64,
+}
+
+/// The response MTI: third digit plus one, repeat digit cleared (0401 -> 0410).
+fn response_mti(mti: &str) -> String {
+    let b = mti.as_bytes();
+    match b {
+        [a, c, f, _] if f.is_ascii_digit() && *f < b'9' => {
+            format!("{}{}{}0", *a as char, *c as char, (f + 1) as char)
+        }
+        _ => "0000".to_owned(),
+    }
+}
+
+/// Fields echoed from the request, by kind.
+fn echo_fields(kind: Option<Kind>) -> &'static [u16] {
+    match kind {
+        Some(Kind::LoadConfirm) => &[11, 32, 41, 42, 60],
+        Some(Kind::Reversal) => &[3, 4, 11, 32, 41, 42, 60],
+        _ => &[2, 3, 4, 11, 32, 41, 42, 49, 60],
+    }
+}
+
+fn field_text(msg: &Message<'_>, n: u16) -> Option<String> {
+    msg.field(n).map(|f| f.to_string().trim_end().to_owned())
+}
+
+impl Authorizer {
+    /// Handles one request body; `None` when there is nothing to answer (undecodable, or
+    /// the response could not be signed).
+    pub async fn handle(&self, body: &[u8]) -> Option<Vec<u8>> {
+        let spec = specs::cups_pos();
+        let now = LocalTime::now(self.utc_offset_minutes);
+        let msg = match decode(spec, body) {
+            Ok(m) => m,
+            Err(e) => return self.undecodable(body, &e.to_string(), &now).await,
+        };
+        let mti = msg.mti().to_owned();
+        self.journal_in(&msg, &now).await;
+        if mti.starts_with("08") {
+            return self.network(&msg, &now).await;
+        }
+        let pc = field_text(&msg, 3).unwrap_or_default();
+        let kind = Kind::route(&mti, &pc);
+        let base = |code: &'static str| (kind, Decision::code(code));
+        let (kind, decision) = match self.check_mac(&msg, body).await {
+            Err(code) => base(code),
+            Ok(()) => {
+                let acquirer = field_text(&msg, 32).unwrap_or_default();
+                if !self.acquirers.contains(&acquirer) {
+                    warn!(acquirer = %acquirer, "acquirer not accepted: 03");
+                    base("03")
+                } else {
+                    match kind {
+                        None => base("12"),
+                        Some(k) => match self.parse(&msg, k) {
+                            None => base("30"),
+                            Some(req) => (kind, self.decide(&req, &now).await),
+                        },
+                    }
+                }
+            }
+        };
+        if let Some(stored) = decision.replay {
+            info!(mti = %mti, "repeated request: stored answer sent");
+            self.journal_out_bytes(&stored, &now).await;
+            return Some(stored);
+        }
+        let mut out = msg.to_buf().into_owned();
+        let keep = echo_fields(kind);
+        let present: Vec<u16> = out.fields().map(|(n, _)| n).collect();
+        for n in present {
+            if !keep.contains(&n) {
+                out.remove(n);
+            }
+        }
+        if out.set_mti(&response_mti(&mti)).is_err() {
+            return None;
+        }
+        if !matches!(kind, Some(Kind::Reversal | Kind::LoadConfirm)) {
+            out.set(12, now.hhmmss.clone()).set(13, now.mmdd.clone());
+        }
+        out.set(39, decision.code.to_owned());
+        if let Some(rrn) = &decision.rrn {
+            out.set(37, rrn.clone());
+        }
+        if let Some(a) = &decision.auth_code {
+            out.set(38, a.clone());
+        }
+        if let Some(b) = &decision.f54 {
+            out.set(54, b.clone());
+        }
+        if let Some(d) = &decision.f55 {
+            out.set(55, d.clone());
+        }
+        let signed = match self.sign(out).await {
+            Ok(b) => b,
+            Err(e) => {
+                error!(code = "CENTER_SIGN", "{e}; no answer sent");
+                return None;
+            }
+        };
+        if let Some(id) = decision.auth_id {
+            let stored = signed.clone();
+            let r = self
+                .registry
+                .call(move |c| {
+                    c.execute(
+                        "UPDATE auths SET response = ?2 WHERE id = ?1",
+                        params![id, stored],
+                    )
+                    .map_err(|e| CenterError::Database {
+                        op: "store response",
+                        detail: e.to_string(),
+                    })?;
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = r {
+                error!(code = "CENTER_DB", "{e}");
+            }
+        }
+        self.journal_out_bytes(&signed, &now).await;
+        Some(signed)
+    }
+
+    /// A body that does not decode: answered `30` when its MTI and STAN can be read.
+    async fn undecodable(&self, body: &[u8], why: &str, now: &LocalTime) -> Option<Vec<u8>> {
+        warn!(code = "CENTER_FORMAT", "request does not decode: {why}");
+        let (msg, _) = decode_partial(specs::cups_pos(), body);
+        let mti = msg.mti().to_owned();
+        if !matches!(mti.as_bytes().get(2), Some(b'0' | b'2')) || msg.field(11).is_none() {
+            return None;
+        }
+        let mut out = MessageBuf::new(&response_mti(&mti)).ok()?;
+        for n in [3u16, 11, 32, 41, 42] {
+            if let Some(f) = msg.field(n) {
+                out.set(n, f.to_string());
+            }
+        }
+        out.set(39, "30");
+        let signed = self.sign(out.into_owned()).await.ok()?;
+        self.journal_out_bytes(&signed, now).await;
+        Some(signed)
+    }
+
+    /// 08xx: answered `00` at once, without a MAC.
+    async fn network(&self, msg: &Message<'_>, now: &LocalTime) -> Option<Vec<u8>> {
+        let mut out = MessageBuf::new(&response_mti(msg.mti())).ok()?;
+        for n in [11u16, 32, 41, 42, 60] {
+            if let Some(f) = msg.field(n) {
+                out.set(n, f.to_string());
+            }
+        }
+        out.set(39, "00");
+        let body = out.to_vec(specs::cups_pos()).ok()?;
+        self.journal_out_bytes(&body, now).await;
+        Some(body)
+    }
+
+    /// Field 64 must be the last field and verify (X9.19, ZAK) over everything before it.
+    async fn check_mac(&self, msg: &Message<'_>, body: &[u8]) -> Result<(), &'static str> {
+        let Some(f) = msg.field(64) else {
+            warn!(code = "CENTER_MAC", "request without field 64: A0");
+            return Err("A0");
+        };
+        let mab = body.get(..f.offset()).unwrap_or_default();
+        match self
+            .hsm
+            .verify_mac(&self.keys.zak, MacAlgorithm::X919, mab, f.raw())
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.code == HsmErrorCode::VerificationFailed => {
+                warn!(code = "CENTER_MAC", "field 64 does not verify: A0");
+                Err("A0")
+            }
+            Err(e) => {
+                error!(code = "CENTER_HSM", "verify MAC: {e}");
+                Err("96")
+            }
+        }
+    }
+
+    /// Reads the fields a decision needs; `None` when a required one is missing or bad.
+    fn parse(&self, msg: &Message<'_>, kind: Kind) -> Option<Req> {
+        let stan = u32::try_from(msg.field(11)?.to_u64().ok()?).ok()?;
+        let amount = match msg.field(4) {
+            Some(f) => Some(f.to_u64().ok()?),
+            None => None,
+        };
+        let pin_block = match msg.field(52) {
+            Some(f) => Some(<[u8; 8]>::try_from(f.raw()).ok()?),
+            None => None,
+        };
+        let req = Req {
+            mti: msg.mti().to_owned(),
+            kind,
+            pc: field_text(msg, 3).unwrap_or_default(),
+            amount,
+            stan,
+            acquirer: field_text(msg, 32).unwrap_or_default(),
+            terminal: field_text(msg, 41)?,
+            merchant: field_text(msg, 42).unwrap_or_default(),
+            pan: field_text(msg, 2),
+            expiry: field_text(msg, 14),
+            pin_block,
+            orig_rrn: field_text(msg, 37),
+            f61: field_text(msg, 61),
+            f55: msg.field(55).map(|f| f.raw().to_vec()),
+        };
+        let needs_pan = !matches!(kind, Kind::Reversal);
+        if needs_pan && req.pan.is_none() {
+            return None;
+        }
+        Some(req)
+    }
+
+    async fn decide(&self, req: &Req, now: &LocalTime) -> Decision {
+        let span = tracing::info_span!(
+            "center",
+            kind = req.kind.as_str(),
+            terminal = %req.terminal,
+            stan = req.stan,
+            pan = %req.pan.as_deref().map(mask_pan).unwrap_or_default()
+        );
+        let _enter = span.enter();
+        let result = match req.kind {
+            Kind::Purchase | Kind::Balance => self.card_debit(req, now).await,
+            Kind::Void | Kind::Refund => self.credit_back(req, now).await,
+            Kind::Load => self.load(req, now).await,
+            Kind::LoadConfirm => self.load_confirm(req, now).await,
+            Kind::Reversal => self.reversal(req, now).await,
+        };
+        match result {
+            Ok(d) => {
+                info!(code = d.code, rrn = ?d.rrn, "answered");
+                d
+            }
+            Err(e) => {
+                error!(code = "CENTER_DB", "{e}: 96");
+                Decision::code("96")
+            }
+        }
+    }
+
+    /// The PIN check: translate the block from the ZPK to the PVK, compare with the card's
+    /// verification data in constant time.
+    async fn pin_check(&self, card: Option<&CardRecord>, req: &Req) -> PinCheck {
+        let (Some(pvk), Some(card)) = (&self.keys.pvk, card) else {
+            return PinCheck::NotNeeded;
+        };
+        let Some(stored) = card.pin_data else {
+            return PinCheck::NotNeeded;
+        };
+        let Some(block) = req.pin_block else {
+            return PinCheck::Missing;
+        };
+        let Ok(pan) = Pan::new(&card.number) else {
+            return PinCheck::Format;
+        };
+        let t = PinTranslation {
+            source_key: self.keys.zpk.clone(),
+            source_format: PinBlockFormat::Iso0,
+            dest_key: pvk.clone(),
+            dest_format: PinBlockFormat::Iso0,
+            pan,
+            block,
+        };
+        match self.hsm.translate_pin(&t).await {
+            Ok(under_pvk) => {
+                if pboc_sam::mac::verify("PIN", &stored, &under_pvk).is_ok() {
+                    PinCheck::Good
+                } else {
+                    PinCheck::Wrong
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.code,
+                    HsmErrorCode::PinBlock | HsmErrorCode::PinFormat | HsmErrorCode::PinLength
+                ) =>
+            {
+                PinCheck::Format
+            }
+            Err(e) => {
+                error!(code = "CENTER_HSM", "translate PIN: {e}");
+                PinCheck::Failed
+            }
+        }
+    }
+
+    async fn read_card(&self, number: &str) -> Result<Option<CardRecord>, CenterError> {
+        let number = number.to_owned();
+        self.registry
+            .call(move |c| card_by_number(c, &number))
+            .await
+    }
+
+    /// Purchase and balance inquiry.
+    async fn card_debit(&self, req: &Req, now: &LocalTime) -> Result<Decision, CenterError> {
+        let pan = req.pan.clone().unwrap_or_default();
+        let card = self.read_card(&pan).await?;
+        let pin = self.pin_check(card.as_ref(), req).await;
+        let (req, now, limits, window) = (req.clone(), now.clone(), self.limits, self.window_ms);
+        self.registry
+            .call(move |c| {
+                let tx = c.transaction().map_err(db("begin"))?;
+                let d = decide_card_debit(&tx, &req, &now, &limits, window, pin)?;
+                tx.commit().map_err(db("commit"))?;
+                Ok(d)
+            })
+            .await
+    }
+
+    /// Void and refund.
+    async fn credit_back(&self, req: &Req, now: &LocalTime) -> Result<Decision, CenterError> {
+        let (req, now, window) = (req.clone(), now.clone(), self.window_ms);
+        self.registry
+            .call(move |c| {
+                let tx = c.transaction().map_err(db("begin"))?;
+                let d = decide_credit_back(&tx, &req, &now, window)?;
+                tx.commit().map_err(db("commit"))?;
+                Ok(d)
+            })
+            .await
+    }
+
+    /// Purse load: MAC1 verified and MAC2 made by the HSM, the funding account debited.
+    async fn load(&self, req: &Req, now: &LocalTime) -> Result<Decision, CenterError> {
+        let Some(tlv) = req.f55.as_deref().and_then(parse_load_tlv) else {
+            return Ok(Decision::code("30"));
+        };
+        let serial_hex = hex::encode_upper(tlv.serial);
+        if req.pan.as_deref() != Some(serial_hex.as_str()) {
+            warn!("field 2 and tag DF01 name different cards: 30");
+            return Ok(Decision::code("30"));
+        }
+        let amount = req.amount.unwrap_or(0);
+        let mac2 = match u32::try_from(amount) {
+            Ok(a) if a > 0 => {
+                let load = LoadRequest {
+                    factors: self.keys.issuer.factors_for(tlv.serial),
+                    random: tlv.random,
+                    online_seq: tlv.online_seq,
+                    balance: tlv.balance,
+                    amount: a,
+                    tx_type: tlv.tx_type,
+                    terminal: tlv.terminal,
+                    date: now.date_bcd(),
+                    time: now.time_bcd(),
+                    mac1: tlv.mac1,
+                };
+                match self
+                    .hsm
+                    .pboc_load_mac2(&self.keys.issuer.dlk_master, &load)
+                    .await
+                {
+                    Ok(m) => Ok(m),
+                    Err(e) if e.code == HsmErrorCode::VerificationFailed => {
+                        warn!("load MAC1 does not verify: 59");
+                        Err("59")
+                    }
+                    Err(e) => {
+                        error!(code = "CENTER_HSM", "load MAC2: {e}");
+                        Err("96")
+                    }
+                }
+            }
+            _ => Err("13"),
+        };
+        let (req, now, limits, window) = (req.clone(), now.clone(), self.limits, self.window_ms);
+        self.registry
+            .call(move |c| {
+                let tx = c.transaction().map_err(db("begin"))?;
+                let d = decide_load(&tx, &req, &now, &limits, window, &tlv, mac2)?;
+                tx.commit().map_err(db("commit"))?;
+                Ok(d)
+            })
+            .await
+    }
+
+    /// Load confirmation: the load found, its TAC verified by the HSM and recorded.
+    async fn load_confirm(&self, req: &Req, now: &LocalTime) -> Result<Decision, CenterError> {
+        let tac = req.f55.as_deref().and_then(|d| tlv_value::<4>(d, 0xDF13));
+        let Some(tac) = tac else {
+            return Ok(Decision::code("30"));
+        };
+        let found = {
+            let req = req.clone();
+            let window = self.window_ms;
+            let at = now.unix_ms;
+            self.registry
+                .call(move |c| find_load(c, &req, at - window))
+                .await?
+        };
+        let verdict = match &found {
+            None => None,
+            Some((_, data)) => Some(self.verify_load_tac(req, data, tac).await),
+        };
+        let (req, now, window) = (req.clone(), now.clone(), self.window_ms);
+        self.registry
+            .call(move |c| {
+                let tx = c.transaction().map_err(db("begin"))?;
+                let d = decide_load_confirm(&tx, &req, &now, window, found, tac, verdict)?;
+                tx.commit().map_err(db("commit"))?;
+                Ok(d)
+            })
+            .await
+    }
+
+    async fn verify_load_tac(&self, req: &Req, data: &LoadData, tac: [u8; 4]) -> Option<bool> {
+        let serial: [u8; 8] = hex::decode(&data.serial).ok()?.try_into().ok()?;
+        let terminal: [u8; 6] = hex::decode(&data.terminal).ok()?.try_into().ok()?;
+        let date: [u8; 4] = hex::decode(&data.date).ok()?.try_into().ok()?;
+        let time: [u8; 3] = hex::decode(&data.time).ok()?.try_into().ok()?;
+        let amount = u32::try_from(req.amount.unwrap_or(0)).ok()?;
+        let input = pboc_sam::pboc::load_tac_input(
+            data.balance_before.checked_add(amount)?,
+            data.online_seq,
+            amount,
+            data.tx_type,
+            &terminal,
+            &date,
+            &time,
+        );
+        let t = TacRequest {
+            factors: self.keys.issuer.factors_for(serial),
+            data: input.to_vec(),
+            tac,
+        };
+        match self
+            .hsm
+            .pboc_verify_tac(&self.keys.issuer.dtk_master, &t)
+            .await
+        {
+            Ok(()) => Some(true),
+            Err(e) if e.code == HsmErrorCode::VerificationFailed => Some(false),
+            Err(e) => {
+                error!(code = "CENTER_HSM", "verify load TAC: {e}");
+                None
+            }
+        }
+    }
+
+    async fn reversal(&self, req: &Req, now: &LocalTime) -> Result<Decision, CenterError> {
+        let (req, now, window) = (req.clone(), now.clone(), self.window_ms);
+        self.registry
+            .call(move |c| {
+                let tx = c.transaction().map_err(db("begin"))?;
+                let d = decide_reversal(&tx, &req, &now, window)?;
+                tx.commit().map_err(db("commit"))?;
+                Ok(d)
+            })
+            .await
+    }
+
+    /// Sets field 64 to the X9.19 MAC (ZAK) of everything before it.
+    async fn sign(&self, mut out: MessageBuf<'static>) -> Result<Vec<u8>, CenterError> {
+        out.set(64, vec![0u8; 8]);
+        let mut body = out
+            .to_vec(specs::cups_pos())
+            .map_err(|e| CenterError::Encode(e.to_string()))?;
+        let n = body.len().saturating_sub(8);
+        let mac = self
+            .hsm
+            .generate_mac(
+                &self.keys.zak,
+                MacAlgorithm::X919,
+                body.get(..n).unwrap_or_default(),
+            )
+            .await
+            .map_err(|e| CenterError::Hsm {
+                at: "response MAC",
+                detail: e.to_string(),
+            })?;
+        if let (Some(slot), Some(m)) = (body.get_mut(n..), mac.get(..8)) {
+            slot.copy_from_slice(m);
+        }
+        Ok(body)
+    }
+
+    async fn journal_in(&self, msg: &Message<'_>, now: &LocalTime) {
+        let line = journal_line("in", msg, now);
+        self.write_journal(line).await;
+    }
+
+    async fn journal_out_bytes(&self, body: &[u8], now: &LocalTime) {
+        let (msg, _) = decode_partial(specs::cups_pos(), body);
+        let line = journal_line("out", &msg, now);
+        self.write_journal(line).await;
+    }
+
+    async fn write_journal(&self, line: Line) {
+        let r = self
+            .registry
+            .call(move |c| {
+                c.execute(
+                    "INSERT INTO messages (at_ms, direction, mti, acquirer, terminal, stan, \
+                     pan_masked, response_code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        line.at_ms,
+                        line.direction,
+                        line.mti,
+                        line.acquirer,
+                        line.terminal,
+                        line.stan,
+                        line.pan_masked,
+                        line.code,
+                        line.text
+                    ],
+                )
+                .map_err(db("journal message"))?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = r {
+            error!(code = "CENTER_JOURNAL", "{e}");
+        }
+    }
+}
+
+/// A journal row.
+struct Line {
+    at_ms: i64,
+    direction: &'static str,
+    mti: String,
+    acquirer: Option<String>,
+    terminal: Option<String>,
+    stan: Option<i64>,
+    pan_masked: Option<String>,
+    code: Option<String>,
+    text: String,
+}
+
+fn journal_line(direction: &'static str, msg: &Message<'_>, now: &LocalTime) -> Line {
+    Line {
+        at_ms: now.unix_ms,
+        direction,
+        mti: msg.mti().to_owned(),
+        acquirer: field_text(msg, 32),
+        terminal: field_text(msg, 41),
+        stan: msg
+            .field(11)
+            .and_then(|f| f.to_u64().ok())
+            .and_then(|v| i64::try_from(v).ok()),
+        pan_masked: field_text(msg, 2).map(|p| mask_pan(&p)),
+        code: field_text(msg, 39),
+        text: msg.describe().to_string(),
+    }
+}
+
+fn db(op: &'static str) -> impl Fn(rusqlite::Error) -> CenterError {
+    move |e| CenterError::Database {
+        op,
+        detail: e.to_string(),
+    }
+}
+
+/// What the matching key already has.
+enum Claim {
+    /// Nothing: go ahead.
+    Free,
+    /// Answer this (a stored response, `94`, or `05` for an original after its reversal).
+    Early(Decision),
+}
+
+/// Checks the matching key (32 + 41 + 11) of an original within the window: a repeat of an
+/// answered request gets its stored response, a different request or one not answered yet
+/// gets `94`; an original whose reversal came first gets `05` (and is recorded, declined).
+fn claim(c: &Connection, req: &Req, now: &LocalTime, window: i64) -> Result<Claim, CenterError> {
+    let since = now.unix_ms - window;
+    let prior = c
+        .query_row(
+            "SELECT fingerprint, response FROM auths WHERE acquirer = ?1 AND terminal = ?2 \
+             AND stan = ?3 AND kind != 'reversal' AND created_ms >= ?4 ORDER BY id DESC LIMIT 1",
+            params![req.acquirer, req.terminal, req.stan, since],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
+        )
+        .optional()
+        .map_err(db("find duplicate"))?;
+    if let Some((fp, resp)) = prior {
+        return Ok(Claim::Early(match resp {
+            Some(bytes) if fp == req.fingerprint() => Decision {
+                replay: Some(bytes),
+                ..Decision::code("00")
+            },
+            _ => {
+                warn!("matching key in use by another request: 94");
+                Decision::code("94")
+            }
+        }));
+    }
+    let orphan: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM auths WHERE acquirer = ?1 AND terminal = ?2 AND stan = ?3 \
+             AND kind = 'reversal' AND original_id IS NULL AND created_ms >= ?4",
+            params![req.acquirer, req.terminal, req.stan, since],
+            |r| r.get(0),
+        )
+        .map_err(db("find reversal"))?;
+    if orphan > 0 {
+        warn!("original arrived after its reversal: 05");
+        let id = insert_auth(c, req, now, &NewAuth::declined("05"))?;
+        return Ok(Claim::Early(Decision {
+            auth_id: Some(id),
+            ..Decision::code("05")
+        }));
+    }
+    Ok(Claim::Free)
+}
+
+/// The columns of a new authorization that vary.
+#[derive(Debug, Clone, Default)]
+struct NewAuth {
+    code: &'static str,
+    state: Option<AuthState>,
+    card_id: Option<i64>,
+    account: Option<String>,
+    rrn: Option<String>,
+    auth_code: Option<String>,
+    original_id: Option<i64>,
+    load_data: Option<String>,
+}
+
+impl NewAuth {
+    fn declined(code: &'static str) -> NewAuth {
+        NewAuth {
+            code,
+            ..NewAuth::default()
+        }
+    }
+
+    fn card(code: &'static str, card: &CardRecord) -> NewAuth {
+        NewAuth {
+            code,
+            card_id: Some(card.id),
+            account: Some(card.account.clone()),
+            ..NewAuth::default()
+        }
+    }
+}
+
+fn insert_auth(
+    c: &Connection,
+    req: &Req,
+    now: &LocalTime,
+    a: &NewAuth,
+) -> Result<i64, CenterError> {
+    let state = a.state.unwrap_or(if a.code == "00" {
+        AuthState::Approved
+    } else {
+        AuthState::Declined
+    });
+    let stan = if req.kind == Kind::Reversal {
+        req.original_stan()
+    } else {
+        req.stan
+    };
+    c.execute(
+        "INSERT INTO auths (created_ms, local_date, kind, mti, acquirer, terminal, merchant, \
+         stan, fingerprint, card_id, account_id, amount, response_code, rrn, auth_code, state, \
+         original_id, load_data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+         ?13, ?14, ?15, ?16, ?17, ?18)",
+        params![
+            now.unix_ms,
+            now.yyyymmdd,
+            req.kind.as_str(),
+            req.mti,
+            req.acquirer,
+            req.terminal,
+            req.merchant,
+            stan,
+            req.fingerprint(),
+            a.card_id,
+            a.account,
+            to_i64(req.amount.unwrap_or(0)),
+            a.code,
+            a.rrn,
+            a.auth_code,
+            state.as_str(),
+            a.original_id,
+            a.load_data,
+        ],
+    )
+    .map_err(db("record authorization"))?;
+    Ok(c.last_insert_rowid())
+}
+
+/// A new RRN (`Y` + day of year + 8-digit sequence) and authorization code (6 digits).
+fn new_reference(c: &Connection, now: &LocalTime) -> Result<(String, String), CenterError> {
+    let seq = next_counter(c, "rrn")?;
+    let rrn = format!(
+        "{}{:03}{:08}",
+        now.year.rem_euclid(10),
+        now.day_of_year,
+        seq % 100_000_000
+    );
+    let auth = format!(
+        "{:06}",
+        (seq.wrapping_mul(7_919).wrapping_add(104_729)) % 1_000_000
+    );
+    Ok((rrn, auth))
+}
+
+/// Status, blacklist and expiry of a card: the decline code, if any.
+fn card_state_code(
+    c: &Connection,
+    card: &CardRecord,
+    req: &Req,
+    now: &LocalTime,
+) -> Result<Option<&'static str>, CenterError> {
+    let code = match card.status {
+        CardStatus::Active => None,
+        CardStatus::Lost => Some("41"),
+        CardStatus::Stolen => Some("43"),
+        CardStatus::Blocked => Some("62"),
+    };
+    if code.is_some() {
+        return Ok(code);
+    }
+    if is_blacklisted(c, &card.number)? {
+        return Ok(Some("62"));
+    }
+    if card.expiry.as_str() < now.yymm.as_str() {
+        return Ok(Some("54"));
+    }
+    if let Some(e) = &req.expiry
+        && *e != card.expiry
+    {
+        return Ok(Some("54"));
+    }
+    Ok(None)
+}
+
+/// Declines and records; the card's PIN tries are kept as they are.
+fn decline(
+    c: &Connection,
+    req: &Req,
+    now: &LocalTime,
+    code: &'static str,
+    card: Option<&CardRecord>,
+) -> Result<Decision, CenterError> {
+    let a = match card {
+        Some(card) => NewAuth::card(code, card),
+        None => NewAuth::declined(code),
+    };
+    let id = insert_auth(c, req, now, &a)?;
+    Ok(Decision {
+        auth_id: Some(id),
+        ..Decision::code(code)
+    })
+}
+
+/// The field 54 balance: account type `10`, amount type `02` (available), `156`, sign, n12.
+fn balance_field(balance: i64) -> String {
+    let sign = if balance < 0 { 'D' } else { 'C' };
+    format!("1002156{sign}{:012}", balance.unsigned_abs())
+}
+
+fn decide_card_debit(
+    c: &Connection,
+    req: &Req,
+    now: &LocalTime,
+    limits: &CardLimits,
+    window: i64,
+    pin: PinCheck,
+) -> Result<Decision, CenterError> {
+    if let Claim::Early(d) = claim(c, req, now, window)? {
+        return Ok(d);
+    }
+    let pan = req.pan.as_deref().unwrap_or("");
+    let Some(card) = card_by_number(c, pan)? else {
+        return decline(c, req, now, "14", None);
+    };
+    if card.kind != CardKind::Bank {
+        return decline(c, req, now, "57", Some(&card));
+    }
+    if let Some(code) = card_state_code(c, &card, req, now)? {
+        return decline(c, req, now, code, Some(&card));
+    }
+    if pin != PinCheck::NotNeeded && card.pin_tries >= MAX_PIN_TRIES {
+        return decline(c, req, now, "75", Some(&card));
+    }
+    match pin {
+        PinCheck::NotNeeded => {}
+        PinCheck::Good => {
+            if card.pin_tries > 0 {
+                set_pin_tries(c, card.id, 0)?;
+            }
+        }
+        PinCheck::Wrong => {
+            set_pin_tries(c, card.id, card.pin_tries.saturating_add(1))?;
+            return decline(c, req, now, "55", Some(&card));
+        }
+        PinCheck::Missing => return decline(c, req, now, "55", Some(&card)),
+        PinCheck::Format => return decline(c, req, now, "99", Some(&card)),
+        PinCheck::Failed => return decline(c, req, now, "96", Some(&card)),
+    }
+    let balance = account_balance(c, &card.account)?.unwrap_or(0);
+    if req.kind == Kind::Balance {
+        let (rrn, auth) = new_reference(c, now)?;
+        let a = NewAuth {
+            rrn: Some(rrn.clone()),
+            auth_code: Some(auth.clone()),
+            ..NewAuth::card("00", &card)
+        };
+        let id = insert_auth(c, req, now, &a)?;
+        return Ok(Decision {
+            auth_id: Some(id),
+            rrn: Some(rrn),
+            auth_code: Some(auth),
+            f54: Some(balance_field(balance)),
+            ..Decision::code("00")
+        });
+    }
+    let amount = req.amount.unwrap_or(0);
+    if amount == 0 {
+        return decline(c, req, now, "13", Some(&card));
+    }
+    if amount > card.single_limit.unwrap_or(limits.single) {
+        return decline(c, req, now, "61", Some(&card));
+    }
+    let spent = spent_on(c, card.id, &now.yyyymmdd)?;
+    if spent.saturating_add(amount) > card.daily_limit.unwrap_or(limits.daily) {
+        return decline(c, req, now, "61", Some(&card));
+    }
+    if balance < to_i64(amount) {
+        return decline(c, req, now, "51", Some(&card));
+    }
+    adjust_balance(c, &card.account, -to_i64(amount))?;
+    let (rrn, auth) = new_reference(c, now)?;
+    let a = NewAuth {
+        rrn: Some(rrn.clone()),
+        auth_code: Some(auth.clone()),
+        ..NewAuth::card("00", &card)
+    };
+    let id = insert_auth(c, req, now, &a)?;
+    Ok(Decision {
+        auth_id: Some(id),
+        rrn: Some(rrn),
+        auth_code: Some(auth),
+        ..Decision::code("00")
+    })
+}
+
+/// An authorization row as the undo logic needs it.
+#[derive(Debug, Clone)]
+struct Orig {
+    id: i64,
+    kind: String,
+    card_id: Option<i64>,
+    account: Option<String>,
+    amount: u64,
+    state: String,
+    refunded: u64,
+    original_id: Option<i64>,
+}
+
+const ORIG_COLUMNS: &str = "id, kind, card_id, account_id, amount, state, refunded, original_id";
+
+fn orig_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Orig> {
+    Ok(Orig {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        card_id: r.get(2)?,
+        account: r.get(3)?,
+        amount: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+        state: r.get(5)?,
+        refunded: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+        original_id: r.get(7)?,
+    })
+}
+
+fn orig_by_id(c: &Connection, id: i64) -> Result<Option<Orig>, CenterError> {
+    c.query_row(
+        &format!("SELECT {ORIG_COLUMNS} FROM auths WHERE id = ?1"),
+        params![id],
+        orig_from_row,
+    )
+    .optional()
+    .map_err(db("read original"))
+}
+
+fn set_state(c: &Connection, id: i64, state: AuthState) -> Result<(), CenterError> {
+    c.execute(
+        "UPDATE auths SET state = ?2 WHERE id = ?1",
+        params![id, state.as_str()],
+    )
+    .map_err(db("update authorization state"))?;
+    Ok(())
+}
+
+fn add_refunded(c: &Connection, id: i64, delta: i64) -> Result<(), CenterError> {
+    c.execute(
+        "UPDATE auths SET refunded = refunded + ?2 WHERE id = ?1",
+        params![id, delta],
+    )
+    .map_err(db("update refunded amount"))?;
+    Ok(())
+}
+
+fn decide_credit_back(
+    c: &Connection,
+    req: &Req,
+    now: &LocalTime,
+    window: i64,
+) -> Result<Decision, CenterError> {
+    if let Claim::Early(d) = claim(c, req, now, window)? {
+        return Ok(d);
+    }
+    let pan = req.pan.as_deref().unwrap_or("");
+    let card = card_by_number(c, pan)?;
+    let orig = match &req.orig_rrn {
+        Some(rrn) => c
+            .query_row(
+                &format!(
+                    "SELECT {ORIG_COLUMNS} FROM auths WHERE rrn = ?1 AND kind = 'purchase' \
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                params![rrn],
+                orig_from_row,
+            )
+            .optional()
+            .map_err(db("find original by RRN"))?,
+        None => None,
+    };
+    let (Some(orig), Some(card)) = (orig, card) else {
+        return decline(c, req, now, "25", None);
+    };
+    if orig.card_id != Some(card.id) {
+        return decline(c, req, now, "25", Some(&card));
+    }
+    if orig.state != AuthState::Approved.as_str() {
+        return decline(c, req, now, "12", Some(&card));
+    }
+    let amount = req.amount.unwrap_or(0);
+    let ok_amount = match req.kind {
+        Kind::Void => amount == orig.amount && orig.refunded == 0,
+        _ => amount > 0 && amount <= orig.amount.saturating_sub(orig.refunded),
+    };
+    if !ok_amount {
+        return decline(c, req, now, "64", Some(&card));
+    }
+    let account = orig.account.clone().unwrap_or_else(|| card.account.clone());
+    adjust_balance(c, &account, to_i64(amount))?;
+    if req.kind == Kind::Void {
+        set_state(c, orig.id, AuthState::Voided)?;
+    } else {
+        add_refunded(c, orig.id, to_i64(amount))?;
+    }
+    let (rrn, auth) = new_reference(c, now)?;
+    let a = NewAuth {
+        rrn: Some(rrn.clone()),
+        auth_code: Some(auth.clone()),
+        original_id: Some(orig.id),
+        account: Some(account),
+        ..NewAuth::card("00", &card)
+    };
+    let id = insert_auth(c, req, now, &a)?;
+    Ok(Decision {
+        auth_id: Some(id),
+        rrn: Some(rrn),
+        auth_code: Some(auth),
+        ..Decision::code("00")
+    })
+}
+
+fn decide_load(
+    c: &Connection,
+    req: &Req,
+    now: &LocalTime,
+    limits: &CardLimits,
+    window: i64,
+    tlv: &LoadTlv,
+    mac2: Result<[u8; 4], &'static str>,
+) -> Result<Decision, CenterError> {
+    if let Claim::Early(d) = claim(c, req, now, window)? {
+        return Ok(d);
+    }
+    let serial = hex::encode_upper(tlv.serial);
+    let Some(card) = card_by_number(c, &serial)? else {
+        return decline(c, req, now, "14", None);
+    };
+    if card.kind != CardKind::Purse {
+        return decline(c, req, now, "57", Some(&card));
+    }
+    if let Some(code) = card_state_code(c, &card, req, now)? {
+        return decline(c, req, now, code, Some(&card));
+    }
+    let amount = req.amount.unwrap_or(0);
+    if amount == 0 || u32::try_from(amount).is_err() {
+        return decline(c, req, now, "13", Some(&card));
+    }
+    if u64::from(tlv.balance).saturating_add(amount) > limits.purse_max_balance {
+        return decline(c, req, now, "61", Some(&card));
+    }
+    let balance = account_balance(c, &card.account)?.unwrap_or(0);
+    if balance < to_i64(amount) {
+        return decline(c, req, now, "51", Some(&card));
+    }
+    let mac2 = match mac2 {
+        Ok(m) => m,
+        Err(code) => return decline(c, req, now, code, Some(&card)),
+    };
+    adjust_balance(c, &card.account, -to_i64(amount))?;
+    let date = now.date_bcd();
+    let time = now.time_bcd();
+    let data = LoadData {
+        serial,
+        balance_before: tlv.balance,
+        online_seq: tlv.online_seq,
+        tx_type: tlv.tx_type,
+        terminal: hex::encode_upper(tlv.terminal),
+        date: hex::encode_upper(date),
+        time: hex::encode_upper(time),
+        tac: None,
+        tac_ok: None,
+    };
+    let (rrn, auth) = new_reference(c, now)?;
+    let a = NewAuth {
+        rrn: Some(rrn.clone()),
+        auth_code: Some(auth.clone()),
+        load_data: serde_json::to_string(&data).ok(),
+        ..NewAuth::card("00", &card)
+    };
+    let id = insert_auth(c, req, now, &a)?;
+    let mut f55 = Vec::new();
+    let mut b = TlvBuilder::new(&mut f55);
+    for (t, v) in [
+        (0xDF10u32, &mac2[..]),
+        (0xDF11, &date[..]),
+        (0xDF12, &time[..]),
+    ] {
+        if let Some(t) = tag(t) {
+            b.push(t, v)
+                .map_err(|e| CenterError::Encode(e.to_string()))?;
+        }
+    }
+    b.finish().map_err(|e| CenterError::Encode(e.to_string()))?;
+    Ok(Decision {
+        auth_id: Some(id),
+        rrn: Some(rrn),
+        auth_code: Some(auth),
+        f55: Some(f55),
+        ..Decision::code("00")
+    })
+}
+
+/// The latest approved load at this terminal for this card and amount.
+fn find_load(
+    c: &Connection,
+    req: &Req,
+    since: i64,
+) -> Result<Option<(i64, LoadData)>, CenterError> {
+    let serial = req.pan.clone().unwrap_or_default();
+    let Some(card) = card_by_number(c, &serial)? else {
+        return Ok(None);
+    };
+    let row = c
+        .query_row(
+            "SELECT id, load_data FROM auths WHERE kind = 'load' AND state = 'approved' \
+             AND terminal = ?1 AND card_id = ?2 AND amount = ?3 AND created_ms >= ?4 \
+             ORDER BY id DESC LIMIT 1",
+            params![
+                req.terminal,
+                card.id,
+                to_i64(req.amount.unwrap_or(0)),
+                since
+            ],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+        )
+        .optional()
+        .map_err(db("find load"))?;
+    let Some((id, Some(json))) = row else {
+        return Ok(None);
+    };
+    let data: LoadData = serde_json::from_str(&json).map_err(|e| CenterError::Database {
+        op: "read load data",
+        detail: format!("auth row {id}: {e}"),
+    })?;
+    Ok(Some((id, data)))
+}
+
+fn decide_load_confirm(
+    c: &Connection,
+    req: &Req,
+    now: &LocalTime,
+    window: i64,
+    found: Option<(i64, LoadData)>,
+    tac: [u8; 4],
+    verdict: Option<Option<bool>>,
+) -> Result<Decision, CenterError> {
+    if let Claim::Early(d) = claim(c, req, now, window)? {
+        return Ok(d);
+    }
+    let Some((load_id, mut data)) = found else {
+        return decline(c, req, now, "25", None);
+    };
+    let tac_hex = hex::encode_upper(tac);
+    if let Some(prior) = &data.tac
+        && *prior != tac_hex
+    {
+        return decline(c, req, now, "94", None);
+    }
+    let code = match verdict.flatten() {
+        Some(true) => "00",
+        Some(false) => "59",
+        None => "96",
+    };
+    if code == "96" {
+        return decline(c, req, now, code, None);
+    }
+    data.tac = Some(tac_hex);
+    data.tac_ok = Some(code == "00");
+    let json = serde_json::to_string(&data).map_err(|e| CenterError::Encode(e.to_string()))?;
+    c.execute(
+        "UPDATE auths SET load_data = ?2 WHERE id = ?1",
+        params![load_id, json],
+    )
+    .map_err(db("record TAC"))?;
+    if code == "59" {
+        warn!(load = load_id, "load TAC does not verify: recorded, 59");
+    }
+    let a = NewAuth {
+        original_id: Some(load_id),
+        state: Some(if code == "00" {
+            AuthState::Approved
+        } else {
+            AuthState::Declined
+        }),
+        ..NewAuth::declined(code)
+    };
+    let id = insert_auth(c, req, now, &a)?;
+    Ok(Decision {
+        auth_id: Some(id),
+        ..Decision::code(code)
+    })
+}
+
+fn decide_reversal(
+    c: &Connection,
+    req: &Req,
+    now: &LocalTime,
+    window: i64,
+) -> Result<Decision, CenterError> {
+    let since = now.unix_ms - window;
+    let stan = req.original_stan();
+    let prior = c
+        .query_row(
+            "SELECT response FROM auths WHERE acquirer = ?1 AND terminal = ?2 AND stan = ?3 \
+             AND kind = 'reversal' AND created_ms >= ?4 ORDER BY id DESC LIMIT 1",
+            params![req.acquirer, req.terminal, stan, since],
+            |r| r.get::<_, Option<Vec<u8>>>(0),
+        )
+        .optional()
+        .map_err(db("find reversal"))?;
+    if let Some(resp) = prior {
+        return Ok(match resp {
+            Some(bytes) => Decision {
+                replay: Some(bytes),
+                ..Decision::code("00")
+            },
+            None => Decision::code("94"),
+        });
+    }
+    let orig = c
+        .query_row(
+            &format!(
+                "SELECT {ORIG_COLUMNS} FROM auths WHERE acquirer = ?1 AND terminal = ?2 \
+                 AND stan = ?3 AND kind != 'reversal' AND created_ms >= ?4 \
+                 ORDER BY id DESC LIMIT 1"
+            ),
+            params![req.acquirer, req.terminal, stan, since],
+            orig_from_row,
+        )
+        .optional()
+        .map_err(db("find original"))?;
+    let Some(orig) = orig else {
+        warn!(
+            original_stan = stan,
+            "reversal of an unknown original: 25, remembered"
+        );
+        return decline(c, req, now, "25", None);
+    };
+    if let Some(a) = req.amount
+        && orig.amount > 0
+        && a != orig.amount
+    {
+        return decline(c, req, now, "64", None);
+    }
+    if orig.state == AuthState::Approved.as_str() {
+        let amount = to_i64(orig.amount);
+        let account = orig.account.clone().unwrap_or_default();
+        match orig.kind.as_str() {
+            "purchase" => {
+                adjust_balance(
+                    c,
+                    &account,
+                    to_i64(orig.amount.saturating_sub(orig.refunded)),
+                )?;
+            }
+            "load" => adjust_balance(c, &account, amount)?,
+            "void" => {
+                adjust_balance(c, &account, -amount)?;
+                if let Some(p) = orig
+                    .original_id
+                    .map(|id| orig_by_id(c, id))
+                    .transpose()?
+                    .flatten()
+                {
+                    set_state(c, p.id, AuthState::Approved)?;
+                }
+            }
+            "refund" => {
+                adjust_balance(c, &account, -amount)?;
+                if let Some(p) = orig.original_id {
+                    add_refunded(c, p, -amount)?;
+                }
+            }
+            _ => {}
+        }
+        set_state(c, orig.id, AuthState::Reversed)?;
+        debug!(original = orig.id, kind = %orig.kind, "reversed");
+    } else {
+        debug!(original = orig.id, state = %orig.state, "nothing to undo");
+    }
+    let a = NewAuth {
+        original_id: Some(orig.id),
+        card_id: orig.card_id,
+        account: orig.account.clone(),
+        ..NewAuth::declined("00")
+    };
+    let id = insert_auth(c, req, now, &a)?;
+    Ok(Decision {
+        auth_id: Some(id),
+        ..Decision::code("00")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_mtis() {
+        assert_eq!(response_mti("0200"), "0210");
+        assert_eq!(response_mti("0220"), "0230");
+        assert_eq!(response_mti("0400"), "0410");
+        assert_eq!(response_mti("0401"), "0410");
+        assert_eq!(response_mti("0820"), "0830");
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(Kind::route("0200", "000000"), Some(Kind::Purchase));
+        assert_eq!(Kind::route("0200", "310000"), Some(Kind::Balance));
+        assert_eq!(Kind::route("0200", "200000"), Some(Kind::Void));
+        assert_eq!(Kind::route("0220", "200000"), Some(Kind::Refund));
+        assert_eq!(Kind::route("0200", "600000"), Some(Kind::Load));
+        assert_eq!(Kind::route("0220", "600000"), Some(Kind::LoadConfirm));
+        assert_eq!(Kind::route("0401", "000000"), Some(Kind::Reversal));
+        assert_eq!(Kind::route("0100", "030000"), None);
+    }
+
+    #[test]
+    fn balance_field_layout() {
+        assert_eq!(balance_field(123_456), "1002156C000000123456");
+        assert_eq!(balance_field(-5), "1002156D000000000005");
+    }
+}

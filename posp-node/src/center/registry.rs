@@ -1,0 +1,699 @@
+//! The center's database: the registry of cards and accounts, the blacklist, the
+//! authorizations it gave, and its message journal — one SQLite file (WAL,
+//! `synchronous=FULL`), one connection behind a mutex so each decision (check, debit, record)
+//! is one transaction.
+//!
+//! | table | what |
+//! |---|---|
+//! | `accounts` | id, balance in fen, owner |
+//! | `cards` | bank cards (PAN) and purse cards (application serial as 16 digits): kind, account (a purse's funding account), status, expiry YYMM, PIN verification data, PIN tries, limits |
+//! | `blacklist` | card numbers refused whatever their status (`62`) |
+//! | `auths` | one row per transaction message answered: matching key (32, 41, 11), kind, amount, card, account, response code, RRN, authorization code, state, the original it refers to, the response as sent (replayed to duplicates), load data |
+//! | `messages` | the journal: every request and response, PAN masked, described with card data, PIN blocks and MACs masked |
+//! | `counters` | the RRN sequence |
+//!
+//! PIN verification data is the card's ISO 9564 format 0 PIN block encrypted under the PIN
+//! verification key (a ZPK held by the HSM), never a clear PIN: see
+//! [`pin_verification_data`](super::demo_cards::pin_verification_data).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::CenterError;
+
+/// A card's status in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CardStatus {
+    /// In use.
+    Active,
+    /// Reported lost: `41`.
+    Lost,
+    /// Reported stolen: `43`.
+    Stolen,
+    /// Blocked by the issuer: `62`.
+    Blocked,
+}
+
+impl CardStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardStatus::Active => "active",
+            CardStatus::Lost => "lost",
+            CardStatus::Stolen => "stolen",
+            CardStatus::Blocked => "blocked",
+        }
+    }
+
+    /// The status for a stored name.
+    pub fn parse(s: &str) -> Option<CardStatus> {
+        Some(match s {
+            "active" => CardStatus::Active,
+            "lost" => CardStatus::Lost,
+            "stolen" => CardStatus::Stolen,
+            "blocked" => CardStatus::Blocked,
+            _ => return None,
+        })
+    }
+}
+
+/// What kind of card a registry entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CardKind {
+    /// A bank card: purchases, voids, refunds and balance inquiries debit or credit its
+    /// account.
+    Bank,
+    /// A PBOC purse card, known by its application serial: loads debit its funding account.
+    Purse,
+}
+
+impl CardKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardKind::Bank => "bank",
+            CardKind::Purse => "purse",
+        }
+    }
+
+    fn parse(s: &str) -> Option<CardKind> {
+        match s {
+            "bank" => Some(CardKind::Bank),
+            "purse" => Some(CardKind::Purse),
+            _ => None,
+        }
+    }
+}
+
+/// A card to register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCard {
+    /// The PAN (bank card, 13 to 19 digits) or the application serial (purse, 16 digits).
+    pub number: String,
+    /// Bank or purse.
+    pub kind: CardKind,
+    /// The account it debits (a purse's funding account). Must exist.
+    pub account: String,
+    /// Its status.
+    pub status: CardStatus,
+    /// Expiry, `YYMM`.
+    pub expiry: String,
+    /// PIN verification data (the format 0 PIN block under the PVK); `None`: no PIN.
+    pub pin_data: Option<[u8; 8]>,
+    /// The largest single purchase in fen; `None`: the configured default.
+    pub single_limit: Option<u64>,
+    /// The most spent per local day in fen; `None`: the configured default.
+    pub daily_limit: Option<u64>,
+}
+
+/// A registered card as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CardRecord {
+    /// Row id.
+    pub id: i64,
+    /// The PAN or purse serial.
+    pub number: String,
+    /// Bank or purse.
+    pub kind: CardKind,
+    /// The account.
+    pub account: String,
+    /// Status.
+    pub status: CardStatus,
+    /// Expiry `YYMM`.
+    pub expiry: String,
+    /// PIN verification data.
+    pub pin_data: Option<[u8; 8]>,
+    /// Wrong PINs in a row.
+    pub pin_tries: u32,
+    /// Single purchase limit (fen), if the card has its own.
+    pub single_limit: Option<u64>,
+    /// Daily limit (fen), if the card has its own.
+    pub daily_limit: Option<u64>,
+}
+
+impl std::fmt::Debug for CardRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardRecord")
+            .field("id", &self.id)
+            .field("number", &iso8583_wire::describe::mask_pan(&self.number))
+            .field("kind", &self.kind)
+            .field("account", &self.account)
+            .field("status", &self.status)
+            .field("expiry", &self.expiry)
+            .field("pin", &self.pin_data.map(|_| "<set>"))
+            .field("pin_tries", &self.pin_tries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state of an authorization row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthState {
+    /// Approved and in effect.
+    Approved,
+    /// Declined: nothing moved.
+    Declined,
+    /// Approved, then undone by a reversal.
+    Reversed,
+    /// A purchase undone by a void.
+    Voided,
+}
+
+impl AuthState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthState::Approved => "approved",
+            AuthState::Declined => "declined",
+            AuthState::Reversed => "reversed",
+            AuthState::Voided => "voided",
+        }
+    }
+
+    fn parse(s: &str) -> Option<AuthState> {
+        Some(match s {
+            "approved" => AuthState::Approved,
+            "declined" => AuthState::Declined,
+            "reversed" => AuthState::Reversed,
+            "voided" => AuthState::Voided,
+            _ => return None,
+        })
+    }
+}
+
+/// One authorization as stored (for inspection and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRecord {
+    /// Row id.
+    pub id: i64,
+    /// `purchase`, `void`, `refund`, `balance`, `load`, `load_confirm`, `reversal`.
+    pub kind: String,
+    /// Request MTI.
+    pub mti: String,
+    /// Field 32.
+    pub acquirer: String,
+    /// Field 41.
+    pub terminal: String,
+    /// Field 11 (for a reversal: the original's STAN).
+    pub stan: u32,
+    /// Amount in fen.
+    pub amount: u64,
+    /// Response code.
+    pub response_code: String,
+    /// RRN, on approval.
+    pub rrn: Option<String>,
+    /// Authorization code, on approval.
+    pub auth_code: Option<String>,
+    /// State.
+    pub state: AuthState,
+    /// The row this one refers to (void, refund, reversal, load confirmation).
+    pub original_id: Option<i64>,
+    /// The response body as sent.
+    pub response: Option<Vec<u8>>,
+}
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalLine {
+    /// `in` or `out`.
+    pub direction: String,
+    /// MTI.
+    pub mti: String,
+    /// Field 11.
+    pub stan: Option<u32>,
+    /// Field 41.
+    pub terminal: Option<String>,
+    /// The PAN or purse serial, masked.
+    pub pan_masked: Option<String>,
+    /// Field 39 of responses.
+    pub response_code: Option<String>,
+    /// The masked description of the message.
+    pub text: String,
+}
+
+const SCHEMA: &str = r"
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY,
+    balance INTEGER NOT NULL,
+    owner TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS cards (
+    id INTEGER PRIMARY KEY,
+    number TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('bank', 'purse')),
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    status TEXT NOT NULL CHECK (status IN ('active', 'lost', 'stolen', 'blocked')),
+    expiry TEXT NOT NULL,
+    pin_data BLOB,
+    pin_tries INTEGER NOT NULL DEFAULT 0,
+    single_limit INTEGER,
+    daily_limit INTEGER
+);
+CREATE TABLE IF NOT EXISTS blacklist (
+    number TEXT PRIMARY KEY,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auths (
+    id INTEGER PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    local_date TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    mti TEXT NOT NULL,
+    acquirer TEXT NOT NULL,
+    terminal TEXT NOT NULL,
+    merchant TEXT NOT NULL,
+    stan INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    card_id INTEGER,
+    account_id TEXT,
+    amount INTEGER NOT NULL,
+    response_code TEXT NOT NULL,
+    rrn TEXT,
+    auth_code TEXT,
+    state TEXT NOT NULL,
+    original_id INTEGER,
+    refunded INTEGER NOT NULL DEFAULT 0,
+    load_data TEXT,
+    response BLOB
+);
+CREATE INDEX IF NOT EXISTS auths_key ON auths (acquirer, terminal, stan);
+CREATE INDEX IF NOT EXISTS auths_rrn ON auths (rrn);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    direction TEXT NOT NULL,
+    mti TEXT NOT NULL,
+    acquirer TEXT,
+    terminal TEXT,
+    stan INTEGER,
+    pan_masked TEXT,
+    response_code TEXT,
+    text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+";
+
+fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> CenterError {
+    move |source| CenterError::Database {
+        op,
+        detail: source.to_string(),
+    }
+}
+
+/// The center's database. Cloning shares the connection.
+#[derive(Clone)]
+pub struct Registry {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Opens (creating if needed) the database at `path`: WAL, `synchronous=FULL`.
+    ///
+    /// # Errors
+    /// [`CenterError::Database`] naming the file.
+    pub fn open(path: &Path) -> Result<Registry, CenterError> {
+        let open = |e: rusqlite::Error| CenterError::Database {
+            op: "open center database",
+            detail: format!("{}: {e}", path.display()),
+        };
+        let conn = Connection::open(path).map_err(open)?;
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+            .map_err(open)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open)?;
+        Self::init(conn, path.to_path_buf())
+    }
+
+    /// An in-memory database (tests, demos).
+    ///
+    /// # Errors
+    /// [`CenterError::Database`].
+    pub fn open_in_memory() -> Result<Registry, CenterError> {
+        let conn = Connection::open_in_memory().map_err(sql("open in-memory database"))?;
+        Self::init(conn, PathBuf::from(":memory:"))
+    }
+
+    fn init(conn: Connection, path: PathBuf) -> Result<Registry, CenterError> {
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql("enable foreign keys"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql("set busy timeout"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(sql("create center schema"))?;
+        Ok(Registry {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection (blocking the calling thread while another holds it).
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, CenterError>,
+    ) -> Result<T, CenterError> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut conn)
+    }
+
+    /// Runs `f` on the connection on tokio's blocking pool.
+    pub(crate) async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, CenterError> + Send + 'static,
+    ) -> Result<T, CenterError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.with(f))
+            .await
+            .map_err(|e| CenterError::Database {
+                op: "database task",
+                detail: e.to_string(),
+            })?
+    }
+
+    /// Adds an account with an opening balance (fen).
+    ///
+    /// # Errors
+    /// [`CenterError::Database`] (for example an id that exists).
+    pub fn add_account(&self, id: &str, balance: i64, owner: &str) -> Result<(), CenterError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO accounts (id, balance, owner) VALUES (?1, ?2, ?3)",
+                params![id, balance, owner],
+            )
+            .map_err(sql("add account"))?;
+            Ok(())
+        })
+    }
+
+    /// An account's balance (fen), if it exists.
+    ///
+    /// # Errors
+    /// [`CenterError::Database`].
+    pub fn balance(&self, account: &str) -> Result<Option<i64>, CenterError> {
+        self.with(|c| account_balance(c, account))
+    }
+
+    /// Registers a card.
+    ///
+    /// # Errors
+    /// [`CenterError::Database`] (a number that exists, an unknown account).
+    pub fn add_card(&self, card: &NewCard) -> Result<(), CenterError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO cards (number, kind, account_id, status, expiry, pin_data, \
+                 single_limit, daily_limit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    card.number,
+                    card.kind.as_str(),
+                    card.account,
+                    card.status.as_str(),
+                    card.expiry,
+                    card.pin_data.map(|p| p.to_vec()),
+                    card.single_limit.map(to_i64),
+                    card.daily_limit.map(to_i64),
+                ],
+            )
+            .map_err(sql("add card"))?;
+            Ok(())
+        })
+    }
+
+    /// Changes a card's status; `false` if no such card.
+    ///
+    /// # Errors
+    /// [`CenterError::Database`].
+    pub fn set_status(&self, number: &str, status: CardStatus) -> Result<bool, CenterError> {
+        self.with(|c| {
+            let n = c
+                .execute(
+                    "UPDATE cards SET status = ?2 WHERE number = ?1",
+                    params![number, status.as_str()],
+                )
+                .map_err(sql("set card status"))?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Puts a card number on the blacklist (idempotent).
+    ///
+    /// # Errors
+    /// [`CenterError::Database`].
+    pub fn blacklist(&self, number: &str, reason: &str) -> Result<(), CenterError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO blacklist (number, reason) VALUES (?1, ?2)",
+                params![number, reason],
+            )
+            .map_err(sql("blacklist card"))?;
+            Ok(())
+        })
+    }
+
+    /// A card by PAN or purse serial.
+    ///
+    /// # Errors
+    /// [`CenterError::Database`].
+    pub fn card(&self, number: &str) -> Result<Option<CardRecord>, CenterError> {
+        self.with(|c| card_by_number(c, number))
+    }
+
+    /// How many cards are registered.
+    ///
+    /// # Errors
+    /// [`CenterError::Database`].
+    pub fn card_count(&self) -> Result<u64, CenterError> {
+        self.with(|c| {
+            let n: i64 = c
+                .query_row("SELECT COUNT(*) FROM cards", [], |r| r.get(0))
+                .map_err(sql("count cards"))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    /// Every authorization, oldest first.
+    ///
+    /// # Errors
+    /// [`CenterError::Database`].
+    pub fn authorizations(&self) -> Result<Vec<AuthRecord>, CenterError> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare(&format!("SELECT {AUTH_COLUMNS} FROM auths ORDER BY id"))
+                .map_err(sql("list authorizations"))?;
+            let rows = stmt
+                .query_map([], auth_from_row)
+                .map_err(sql("list authorizations"))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(sql("list authorizations"))
+        })
+    }
+
+    /// The journal, oldest first.
+    ///
+    /// # Errors
+    /// [`CenterError::Database`].
+    pub fn journal(&self) -> Result<Vec<JournalLine>, CenterError> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT direction, mti, stan, terminal, pan_masked, response_code, text \
+                     FROM messages ORDER BY id",
+                )
+                .map_err(sql("read journal"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(JournalLine {
+                        direction: r.get(0)?,
+                        mti: r.get(1)?,
+                        stan: r
+                            .get::<_, Option<i64>>(2)?
+                            .and_then(|s| u32::try_from(s).ok()),
+                        terminal: r.get(3)?,
+                        pan_masked: r.get(4)?,
+                        response_code: r.get(5)?,
+                        text: r.get(6)?,
+                    })
+                })
+                .map_err(sql("read journal"))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(sql("read journal"))
+        })
+    }
+}
+
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn account_balance(c: &Connection, account: &str) -> Result<Option<i64>, CenterError> {
+    c.query_row(
+        "SELECT balance FROM accounts WHERE id = ?1",
+        params![account],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(sql("read balance"))
+}
+
+/// Adds `delta` (negative: debit) to an account.
+pub(crate) fn adjust_balance(c: &Connection, account: &str, delta: i64) -> Result<(), CenterError> {
+    let n = c
+        .execute(
+            "UPDATE accounts SET balance = balance + ?2 WHERE id = ?1",
+            params![account, delta],
+        )
+        .map_err(sql("update balance"))?;
+    if n != 1 {
+        return Err(CenterError::Database {
+            op: "update balance",
+            detail: format!("no account {account:?}"),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn card_by_number(
+    c: &Connection,
+    number: &str,
+) -> Result<Option<CardRecord>, CenterError> {
+    let row = c
+        .query_row(
+            "SELECT id, number, kind, account_id, status, expiry, pin_data, pin_tries, \
+             single_limit, daily_limit FROM cards WHERE number = ?1",
+            params![number],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<Vec<u8>>>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, Option<i64>>(8)?,
+                    r.get::<_, Option<i64>>(9)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(sql("read card"))?;
+    let Some((id, number, kind, account, status, expiry, pin, tries, single, daily)) = row else {
+        return Ok(None);
+    };
+    let corrupt = |column: &str, v: &str| CenterError::Database {
+        op: "read card",
+        detail: format!("card row {id}: bad {column} {v:?}"),
+    };
+    let kind = CardKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?;
+    let status = CardStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
+    let pin_data = match pin {
+        None => None,
+        Some(p) => Some(
+            <[u8; 8]>::try_from(p.as_slice())
+                .map_err(|_| corrupt("pin_data length", &p.len().to_string()))?,
+        ),
+    };
+    Ok(Some(CardRecord {
+        id,
+        number,
+        kind,
+        account,
+        status,
+        expiry,
+        pin_data,
+        pin_tries: u32::try_from(tries).unwrap_or(u32::MAX),
+        single_limit: single.and_then(|v| u64::try_from(v).ok()),
+        daily_limit: daily.and_then(|v| u64::try_from(v).ok()),
+    }))
+}
+
+pub(crate) fn is_blacklisted(c: &Connection, number: &str) -> Result<bool, CenterError> {
+    let n: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM blacklist WHERE number = ?1",
+            params![number],
+            |r| r.get(0),
+        )
+        .map_err(sql("read blacklist"))?;
+    Ok(n > 0)
+}
+
+pub(crate) fn set_pin_tries(c: &Connection, card_id: i64, tries: u32) -> Result<(), CenterError> {
+    c.execute(
+        "UPDATE cards SET pin_tries = ?2 WHERE id = ?1",
+        params![card_id, i64::from(tries)],
+    )
+    .map_err(sql("update PIN tries"))?;
+    Ok(())
+}
+
+/// The amount a card spent on `local_date` (approved purchases not undone).
+pub(crate) fn spent_on(c: &Connection, card_id: i64, local_date: &str) -> Result<u64, CenterError> {
+    let n: i64 = c
+        .query_row(
+            "SELECT COALESCE(SUM(amount - refunded), 0) FROM auths WHERE card_id = ?1 \
+             AND local_date = ?2 AND kind = 'purchase' AND state = 'approved'",
+            params![card_id, local_date],
+            |r| r.get(0),
+        )
+        .map_err(sql("sum daily spending"))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Next value of a counter (starting at 1).
+pub(crate) fn next_counter(c: &Connection, name: &str) -> Result<u64, CenterError> {
+    c.execute(
+        "INSERT INTO counters (name, value) VALUES (?1, 1) \
+         ON CONFLICT(name) DO UPDATE SET value = value + 1",
+        params![name],
+    )
+    .map_err(sql("advance counter"))?;
+    let v: i64 = c
+        .query_row(
+            "SELECT value FROM counters WHERE name = ?1",
+            params![name],
+            |r| r.get(0),
+        )
+        .map_err(sql("read counter"))?;
+    Ok(u64::try_from(v).unwrap_or(0))
+}
+
+pub(crate) const AUTH_COLUMNS: &str = "id, kind, mti, acquirer, terminal, stan, amount, \
+     response_code, rrn, auth_code, state, original_id, response";
+
+pub(crate) fn auth_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuthRecord> {
+    let state: String = r.get(10)?;
+    Ok(AuthRecord {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        mti: r.get(2)?,
+        acquirer: r.get(3)?,
+        terminal: r.get(4)?,
+        stan: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+        amount: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+        response_code: r.get(7)?,
+        rrn: r.get(8)?,
+        auth_code: r.get(9)?,
+        state: AuthState::parse(&state).unwrap_or(AuthState::Declined),
+        original_id: r.get(11)?,
+        response: r.get(12)?,
+    })
+}

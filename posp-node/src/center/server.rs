@@ -1,0 +1,277 @@
+//! The TCP side: accept front-end connections (bounded), read `len2` frames, process
+//! requests concurrently (bounded per connection), apply the fault plan, write replies, and
+//! shut down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iso8583_wire::frame::FrameConfig;
+use iso8583_wire::{decode, specs};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::CenterError;
+use super::authorize::Authorizer;
+use super::config::CenterConfig;
+use super::faults::{Faults, ReplyPlan};
+use super::registry::Registry;
+use pboc_sam::SecurityModule;
+
+/// What every connection shares.
+struct Shared {
+    auth: Authorizer,
+    faults: Faults,
+    frame: FrameConfig,
+    max_in_flight: usize,
+    grace: Duration,
+}
+
+/// A running data-center host. Dropping it does not stop it; call
+/// [`Center::shutdown`].
+#[derive(Debug)]
+pub struct Center {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Center {
+    /// Binds `config.listen` and starts serving on the current tokio runtime, with `hsm` for
+    /// every key operation and `registry` as the database. The configuration's keys are
+    /// checked first.
+    ///
+    /// # Errors
+    /// [`CenterError::Config`] for bad keys, [`CenterError::Io`] when the address cannot be
+    /// bound.
+    pub async fn start(
+        config: &CenterConfig,
+        hsm: Arc<dyn SecurityModule>,
+        registry: Registry,
+    ) -> Result<Center, CenterError> {
+        config.check()?;
+        let keys = config.resolve_keys()?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| CenterError::Io {
+                at: format!("bind {}", config.listen),
+                detail: e.to_string(),
+            })?;
+        let local_addr = listener.local_addr().map_err(|e| CenterError::Io {
+            at: "local address".to_owned(),
+            detail: e.to_string(),
+        })?;
+        let mut frame = FrameConfig::len2();
+        frame.max_frame(config.max_frame);
+        let window_ms = i64::try_from(config.duplicate_window.as_millis()).unwrap_or(i64::MAX);
+        let shared = Arc::new(Shared {
+            auth: Authorizer {
+                hsm,
+                keys,
+                registry,
+                acquirers: config.acquirers.clone(),
+                limits: config.limits,
+                utc_offset_minutes: config.utc_offset_minutes,
+                window_ms,
+            },
+            faults: Faults::new(config.faults.clone()),
+            frame,
+            max_in_flight: config.max_in_flight,
+            grace: config.shutdown_grace,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let max_conns = config.max_connections;
+        let task = tokio::spawn(accept_loop(listener, shared, stopped, max_conns));
+        info!(address = %local_addr, "center listening");
+        Ok(Center {
+            local_addr,
+            stop,
+            task,
+        })
+    }
+
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets requests being processed finish within the shutdown grace,
+    /// closes every connection and returns when all is done.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        info!("center stopped");
+    }
+
+    /// A handle that triggers [`Center::shutdown`]'s first step from anywhere (a signal
+    /// handler); await [`Center::wait`] afterwards.
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+
+    /// Waits until the server has stopped (after a [`Center::stopper`] was used).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+    max_conns: usize,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if conns.len() >= max_conns {
+                        warn!(peer = %peer, limit = max_conns, "connection limit reached: closed");
+                        drop(stream);
+                        continue;
+                    }
+                    info!(peer = %peer, "front end connected");
+                    let _ = stream.set_nodelay(true);
+                    conns.spawn(connection(stream, peer, Arc::clone(&shared), stopped.clone()));
+                }
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+}
+
+/// The number of transaction messages on a connection and whether a message is one.
+fn transaction_fields(body: &[u8]) -> Option<(Option<u32>, Option<u64>)> {
+    let msg = decode(specs::cups_pos(), body).ok()?;
+    if msg.mti().starts_with("08") {
+        return None;
+    }
+    let stan = msg
+        .field(11)
+        .and_then(|f| f.to_u64().ok())
+        .and_then(|v| u32::try_from(v).ok());
+    let amount = msg.field(4).and_then(|f| f.to_u64().ok());
+    Some((stan, amount))
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(shared.max_in_flight.saturating_mul(2).max(2));
+    let (close_tx, mut close_rx) = watch::channel(false);
+    let frame = shared.frame;
+    let mut write_task = tokio::spawn(async move {
+        while let Some(body) = rx.recv().await {
+            let mut out = Vec::with_capacity(body.len() + 2);
+            if let Err(e) = frame.encode(None, None, &body, &mut out) {
+                warn!("reply not framed: {e}");
+                continue;
+            }
+            if writer.write_all(&out).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let permits = Arc::new(Semaphore::new(shared.max_in_flight));
+    let mut tasks = JoinSet::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 4096];
+    let mut count: u64 = 0;
+    'read: loop {
+        // Take every whole frame in the buffer.
+        loop {
+            let (body, used) = match shared.frame.decode(&buf) {
+                Ok(Some((f, used))) => (f.body.to_vec(), used),
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(peer = %peer, "bad frame: {e}; connection closed");
+                    break 'read;
+                }
+            };
+            buf.drain(..used);
+            let plan = match transaction_fields(&body) {
+                Some((stan, amount)) => {
+                    count += 1;
+                    shared.faults.plan(count, stan, amount)
+                }
+                None => ReplyPlan::default(),
+            };
+            let permit = tokio::select! {
+                p = Arc::clone(&permits).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break 'read,
+                },
+                _ = stopped.changed() => break 'read,
+            };
+            let sh = Arc::clone(&shared);
+            let out = tx.clone();
+            let close = close_tx.clone();
+            tasks.spawn(async move {
+                let reply = sh.auth.handle(&body).await;
+                drop(permit);
+                let Some(reply) = reply else { return };
+                if plan.close {
+                    warn!("fault: reply withheld and connection closed");
+                    let _ = close.send(true);
+                    return;
+                }
+                if plan.drop {
+                    warn!("fault: reply dropped");
+                    return;
+                }
+                if !plan.wait.is_zero() {
+                    debug!(wait = ?plan.wait, "fault: reply delayed");
+                    tokio::time::sleep(plan.wait).await;
+                }
+                if plan.duplicate {
+                    warn!("fault: reply sent twice");
+                    let _ = out.send(reply.clone()).await;
+                }
+                let _ = out.send(reply).await;
+            });
+        }
+        while tasks.try_join_next().is_some() {}
+        tokio::select! {
+            _ = stopped.changed() => break,
+            _ = close_rx.changed() => {
+                // Close at once: replies still being processed are lost, as on a real drop.
+                tasks.abort_all();
+                write_task.abort();
+                info!(peer = %peer, "connection closed by fault injection");
+                return;
+            }
+            n = reader.read(&mut chunk) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            },
+        }
+    }
+    // Let requests in progress finish (within the grace), then close.
+    drop(tx);
+    let grace = shared.grace;
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tasks.abort_all();
+    }
+    if tokio::time::timeout(grace, &mut write_task).await.is_err() {
+        write_task.abort();
+    }
+    info!(peer = %peer, "front end disconnected");
+}
