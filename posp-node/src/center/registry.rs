@@ -692,7 +692,13 @@ pub(crate) fn auth_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuthRecor
         response_code: r.get(7)?,
         rrn: r.get(8)?,
         auth_code: r.get(9)?,
-        state: AuthState::parse(&state).unwrap_or(AuthState::Declined),
+        state: AuthState::parse(&state).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                10,
+                rusqlite::types::Type::Text,
+                format!("unknown authorization state {state:?}").into(),
+            )
+        })?,
         original_id: r.get(11)?,
         response: r.get(12)?,
     })

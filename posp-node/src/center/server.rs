@@ -171,6 +171,9 @@ async fn connection(
     shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    if *stopped.borrow_and_update() {
+        return;
+    }
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(shared.max_in_flight.saturating_mul(2).max(2));
     let (close_tx, mut close_rx) = watch::channel(false);
