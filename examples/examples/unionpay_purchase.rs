@@ -46,7 +46,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("wire {}", hex::encode_upper(&wire));
 
     // The front end receives it.
-    let (frame, _) = FrameConfig::cups_pos().decode(&wire)?.ok_or("incomplete frame")?;
+    let (frame, _) = FrameConfig::cups_pos()
+        .decode(&wire)?
+        .ok_or("incomplete frame")?;
     let msg = decode(spec, frame.body)?;
     msg.validate()?;
     let received = msg.field(64).ok_or("no MAC")?.raw();
@@ -64,7 +66,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     answer.set(39, "00").set(37, "000000001834");
     let answer = answer.to_vec(spec)?;
     let mut reply = Vec::new();
-    FrameConfig::cups_pos().encode(frame.tpdu.map(|t| t.reply()), frame.header, &answer, &mut reply)?;
+    FrameConfig::cups_pos().encode(
+        frame.tpdu.map(|t| t.reply()),
+        frame.header,
+        &answer,
+        &mut reply,
+    )?;
     println!("reply {}", hex::encode_upper(&reply));
     Ok(())
 }

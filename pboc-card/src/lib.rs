@@ -20,18 +20,18 @@ pub mod transaction_type;
 pub use apdu::{ApduCase, ApduError, CommandApdu, ResponseApdu};
 pub use application::Application;
 pub use card::{FixedRandom, TearPoint, VirtualCard};
-pub use flow::{FlowError, TearOutcome};
-pub use image::{CardImage, CardKey, ImageError, KeyPurpose, Purse};
-pub use personalize::{
-    IssuerProfile, PersonalizeError, QualityReport, SerialAllocator, personalize, quality_check,
-};
 pub use command::{
     CardCommand, Command, CommandError, PsamCommand, Response, parse_card_command,
     parse_psam_command,
 };
-pub use record::{DuplicateKey, OfflinePurchaseRecord, RecordError, TransactionDetail};
+pub use flow::{FlowError, TearOutcome};
+pub use image::{CardImage, CardKey, ImageError, KeyPurpose, Purse};
 pub use issuer::{BatchChecker, IssuerError, IssuerKeys, Verdict};
+pub use personalize::{
+    IssuerProfile, PersonalizeError, QualityReport, SerialAllocator, personalize, quality_check,
+};
 pub use psam::VirtualPsam;
+pub use record::{DuplicateKey, OfflinePurchaseRecord, RecordError, TransactionDetail};
 pub use sw::StatusWord;
 pub use terminal::{ApduPsam, Psam, PsamError};
 pub use transaction_type::TransactionType;

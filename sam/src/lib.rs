@@ -18,6 +18,8 @@ pub mod softhsm;
 pub mod transport;
 
 pub use crate::error::{Error, PanProblem, PinBlockProblem, PinProblem, Result};
+#[cfg(feature = "tokio")]
+pub use crate::hsm::{HsmClient, HsmPool, HsmServer, MemberState};
 pub use crate::kcv::{Kcv, KcvLength};
 pub use crate::key::{AesKey, DesKey, DesKeyLength, Key, KeyType, KeyUsage, Sm4Key};
 pub use crate::keyexchange::{Field62Layout, WorkingKeys};
@@ -30,8 +32,6 @@ pub use crate::security::{
     RandomSource, SecurityModule, TacRequest,
 };
 pub use crate::softhsm::SoftHsm;
-#[cfg(feature = "tokio")]
-pub use crate::hsm::{HsmClient, HsmPool, HsmServer, MemberState};
 pub use crate::transport::{ApduHandler, CardTransport, MemoryTransport, TransportError};
 
 /// The RustCrypto crates this crate is built on, re-exported so that callers (and the

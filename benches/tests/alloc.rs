@@ -1,15 +1,3 @@
-// NOT COMPILED YET: this is `tests/alloc.rs` waiting for the workspace lint to allow it.
-//
-// The workspace sets `unsafe_code = "forbid"` in `[workspace.lints.rust]`, and `benches` inherits
-// it with `[lints] workspace = true`. A counting global allocator must `unsafe impl GlobalAlloc`,
-// and a crate-level `#![allow(unsafe_code)]` cannot lower a command-line forbid (E0453), so this
-// file cannot build inside the workspace as things stand. To enable it: make the workspace level
-// `deny` (which a written-down `#![allow]` like the one below may lower), or give `benches` its
-// own `[lints]` table with `unsafe_code = "deny"`; then rename this file to `alloc.rs`.
-//
-// It was run as-is (same `benches` lib, same iso8583-wire sources) in a scratch crate outside the
-// workspace: 5 tests, all passing, every measured count exactly 0 (see BENCHMARKS.md).
-
 //! Allocation counts, exactly: decoding, validating, reading fields and encoding into a buffer
 //! with room allocate nothing.
 //!
