@@ -1,6 +1,7 @@
 //! The one-card front-end processor (POSP) as a library: storage, the service modules and the
 //! simulators, composed by the `posp-node` binary. See `README.md` and `PROTOCOL.md` for the
 //! modules and the wire contracts between terminals, the front end and the data center.
+#![forbid(unsafe_code)]
 
 pub mod center;
 pub mod config;
