@@ -7,7 +7,7 @@
 //!   [`Terminal::load`], [`Terminal::settle`] ...) returns an [`Outcome`] and never panics
 //!   on what the front end sends.
 //! - [`TerminalsFile`] is the file `posp-node init` writes for the simulator (see
-//!   [`file`]); [`write_terminals_file`] writes one.
+//!   [`file`](mod@file)); [`write_terminals_file`] writes one.
 //! - [`run_load`] runs N terminals x M transactions of a [`Mix`] and returns a
 //!   [`LoadReport`] (TPS, p50/p99/p99.9 latency, non-approved outcomes by response code).
 //!
