@@ -9,8 +9,8 @@
 //!   FOR LOAD.
 //! - [`verify_purchase_tac`] / [`verify_load_tac`]: a TAC the card produced.
 //! - [`BatchChecker`]: the offline records a merchant uploads — each TAC verified,
-//!   duplicates (same card serial and offline seq as a record already accepted) rejected,
-//!   a verdict per record.
+//!   duplicates (same card serial, application and offline seq as a record already
+//!   accepted; see [`DuplicateKey`]) rejected, a verdict per record.
 //! - [`recompute_tac_with_psam`]: the same TAC recomputed inside a PSAM (DELIVERY KEY and
 //!   CIPHER DATA), for clearing centers that keep their TAC master in PSAMs.
 //!
@@ -274,7 +274,8 @@ pub fn recompute_tac_with_psam(
 pub enum Verdict {
     /// The TAC verifies and the record is new: pay the merchant.
     Accepted,
-    /// A record with the same card serial and offline seq was accepted before.
+    /// A record with the same card serial, application (ED or EP) and offline seq was
+    /// accepted before.
     Duplicate,
     /// The TAC does not verify.
     BadTac,

@@ -73,6 +73,21 @@ impl TransactionType {
             Application::Ep => Self::EpPurchase,
         }
     }
+
+    /// The application whose balance and counters the transaction uses: ED for `01`, `03`,
+    /// `04`, `05` and `07`; EP for `02`, `06` and `09` (the card runs a composite purchase
+    /// on the EP). `None` for `08` credit purchase, which this crate ties to neither.
+    pub fn application(self) -> Option<Application> {
+        match self {
+            Self::EdLoad
+            | Self::Unload
+            | Self::EdCashWithdrawal
+            | Self::EdPurchase
+            | Self::EdOverdrawUpdate => Some(Application::Ed),
+            Self::EpLoad | Self::EpPurchase | Self::CompositePurchase => Some(Application::Ep),
+            Self::CreditPurchase => None,
+        }
+    }
 }
 
 impl TryFrom<u8> for TransactionType {
@@ -132,6 +147,24 @@ mod tests {
         assert_eq!(
             TransactionType::purchase(Application::Ep),
             TransactionType::EpPurchase
+        );
+        let by_code: Vec<(u8, Option<Application>)> = (1..=9)
+            .filter_map(TransactionType::from_code)
+            .map(|t| (t.code(), t.application()))
+            .collect();
+        assert_eq!(
+            by_code,
+            vec![
+                (0x01, Some(Application::Ed)),
+                (0x02, Some(Application::Ep)),
+                (0x03, Some(Application::Ed)),
+                (0x04, Some(Application::Ed)),
+                (0x05, Some(Application::Ed)),
+                (0x06, Some(Application::Ep)),
+                (0x07, Some(Application::Ed)),
+                (0x08, None),
+                (0x09, Some(Application::Ep)),
+            ]
         );
     }
 }

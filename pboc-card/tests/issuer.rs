@@ -10,7 +10,8 @@ use pboc_card::issuer::{
 };
 use pboc_card::psam::KEY_USAGE_TAC;
 use pboc_card::{
-    ApduPsam, Application, OfflinePurchaseRecord, RecordError, TransactionType, VirtualPsam,
+    ApduPsam, Application, DuplicateKey, OfflinePurchaseRecord, RecordError, TransactionType,
+    VirtualPsam,
 };
 use pboc_sam::transport::MemoryTransport;
 use pboc_sam::{CounterRandom, DesKey, HsmErrorCode, KeyType, Lmk, SoftHsm};
@@ -298,6 +299,79 @@ fn batch_accepts_once_and_reports_each_record() {
     let mut later = BatchChecker::with_seen([good.duplicate_key()]);
     assert_eq!(
         block_on(later.check_record(&hsm, &keys, &good)),
+        Verdict::Duplicate
+    );
+}
+
+/// The ED and the EP of one card count offline seqs separately: an ED purchase with the
+/// same serial and offline seq as an EP purchase is another transaction, while an EP
+/// composite purchase with that seq shares the EP counter and is a duplicate.
+#[test]
+fn batch_keeps_ed_and_ep_seqs_apart() {
+    let hsm = hsm();
+    let keys = keys(&hsm);
+    let ep = purchase();
+    // TAC key 6F316AAD2ECC024E over 000004D2 05 001122334455 00000065 20240501 123000.
+    let ed = OfflinePurchaseRecord {
+        transaction_type: TransactionType::EdPurchase,
+        terminal_seq: 101,
+        tac: h4("33508C8F"),
+        ..purchase()
+    };
+    // Over 000004D2 09 001122334455 00000066 20240501 123000.
+    let composite = OfflinePurchaseRecord {
+        transaction_type: TransactionType::CompositePurchase,
+        terminal_seq: 102,
+        tac: h4("56528113"),
+        ..purchase()
+    };
+    for genuine in [&ed, &composite] {
+        block_on(issuer::verify_purchase_tac(&hsm, &keys, genuine)).unwrap();
+    }
+    assert_eq!((ed.card_serial, ed.offline_seq), (SERIAL, 0));
+    assert_eq!((ep.card_serial, ep.offline_seq), (SERIAL, 0));
+
+    let mut checker = BatchChecker::new();
+    let report = block_on(checker.check_records(&hsm, &keys, &[ep, ed, ed, ep, composite]));
+    let verdicts: Vec<Verdict> = report.results.into_iter().map(|r| r.verdict).collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            Verdict::Accepted,
+            Verdict::Accepted,
+            Verdict::Duplicate,
+            Verdict::Duplicate,
+            Verdict::Duplicate,
+        ]
+    );
+    assert_eq!(checker.seen_count(), 2);
+    assert_eq!(
+        ed.duplicate_key(),
+        DuplicateKey {
+            card_serial: SERIAL,
+            application: Some(Application::Ed),
+            offline_seq: 0
+        }
+    );
+    assert_eq!(
+        ep.duplicate_key(),
+        DuplicateKey {
+            card_serial: SERIAL,
+            application: Some(Application::Ep),
+            offline_seq: 0
+        }
+    );
+    assert!(checker.is_seen(&ed.duplicate_key()));
+    assert!(checker.is_seen(&ep.duplicate_key()));
+
+    // In the other order, and from a checker that knows only the EP upload.
+    let mut later = BatchChecker::with_seen([ep.duplicate_key()]);
+    assert_eq!(
+        block_on(later.check_record(&hsm, &keys, &ed)),
+        Verdict::Accepted
+    );
+    assert_eq!(
+        block_on(later.check_record(&hsm, &keys, &ep)),
         Verdict::Duplicate
     );
 }

@@ -1,5 +1,6 @@
 //! The offline purchase record a terminal uploads for clearing, and its duplicate key.
 
+use crate::application::Application;
 use crate::reader::Reader;
 use crate::record::error::RecordError;
 use crate::transaction_type::TransactionType;
@@ -52,11 +53,21 @@ pub struct OfflinePurchaseRecord {
     pub algorithm_id: u8,
 }
 
-/// The key the center uses to reject duplicate uploads: card serial + offline seq.
+/// The key the center uses to reject duplicate uploads: card serial + application +
+/// offline seq.
+///
+/// The ED and the EP of one card count their offline transactions separately, so the same
+/// serial and offline seq can belong to two genuine records, one per application. The
+/// application comes from the transaction type ([`TransactionType::application`]): `04`
+/// and `05` are ED, `06` and `09` are EP (a composite purchase shares the EP counter, so it
+/// collides with an EP purchase of the same seq). A `08` credit purchase, tied to neither
+/// application by this crate, has `None` and collides only with other `08` records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DuplicateKey {
     /// Card application serial number.
     pub card_serial: [u8; 8],
+    /// The application whose offline counter produced the seq (`None` for `08`).
+    pub application: Option<Application>,
     /// Card offline transaction sequence number.
     pub offline_seq: u16,
 }
@@ -73,6 +84,7 @@ impl OfflinePurchaseRecord {
     pub fn duplicate_key(&self) -> DuplicateKey {
         DuplicateKey {
             card_serial: self.card_serial,
+            application: self.transaction_type.application(),
             offline_seq: self.offline_seq,
         }
     }
@@ -206,7 +218,7 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_are_found_by_serial_and_seq() {
+    fn duplicates_are_found_by_serial_application_and_seq() {
         let first = sample();
         let retry = OfflinePurchaseRecord {
             terminal_seq: 2,
@@ -221,17 +233,50 @@ mod tests {
             card_serial: [0x10, 0, 0, 0, 0, 0, 0, 0x02],
             ..first
         };
+        // The ED counts its own offline seqs: same serial and seq, another record.
+        let ed = OfflinePurchaseRecord {
+            transaction_type: TransactionType::EdPurchase,
+            ..first
+        };
+        let ed_cash = OfflinePurchaseRecord {
+            transaction_type: TransactionType::EdCashWithdrawal,
+            ..first
+        };
+        // A composite purchase runs on the EP counter.
+        let composite = OfflinePurchaseRecord {
+            transaction_type: TransactionType::CompositePurchase,
+            ..first
+        };
+        let credit = OfflinePurchaseRecord {
+            transaction_type: TransactionType::CreditPurchase,
+            ..first
+        };
         let mut seen = HashSet::new();
         assert!(seen.insert(first.duplicate_key()));
         assert!(!seen.insert(retry.duplicate_key()));
         assert!(seen.insert(next.duplicate_key()));
         assert!(seen.insert(other_card.duplicate_key()));
+        assert!(seen.insert(ed.duplicate_key()));
+        assert!(!seen.insert(ed_cash.duplicate_key()));
+        assert!(!seen.insert(composite.duplicate_key()));
+        assert!(seen.insert(credit.duplicate_key()));
+        assert_eq!(seen.len(), 5);
         assert_eq!(
             first.duplicate_key(),
             DuplicateKey {
                 card_serial: [0x10, 0, 0, 0, 0, 0, 0, 0x01],
+                application: Some(Application::Ep),
                 offline_seq: 5
             }
         );
+        assert_eq!(
+            ed.duplicate_key(),
+            DuplicateKey {
+                card_serial: [0x10, 0, 0, 0, 0, 0, 0, 0x01],
+                application: Some(Application::Ed),
+                offline_seq: 5
+            }
+        );
+        assert_eq!(credit.duplicate_key().application, None);
     }
 }
