@@ -12,6 +12,7 @@
 //! [keys]        # zone keys shared with the center: ZAK and ZPK
 //! [admin]       # the loopback admin endpoint
 //! [supervisor]  # module restart backoff
+//! [center]      # optional: the data-center host of the same node (see crate::center::config)
 //! ```
 //!
 //! Keys are never in clear here: each is a [`KeyRefConfig`], the key's cryptogram under the
@@ -106,6 +107,10 @@ pub struct Config {
     /// `[supervisor]`: module restarts.
     #[serde(default)]
     pub supervisor: SupervisorConfig,
+    /// `[center]`: the data-center host (`posp-node center` reads it from the same file; the
+    /// front end only checks it). Optional.
+    #[serde(default)]
+    pub center: Option<crate::center::CenterConfig>,
 }
 
 /// `[node]`.
@@ -624,10 +629,22 @@ impl Config {
         if let Some(lmk) = &mut self.hsm.lmk_file {
             fix(lmk);
         }
+        if let Some(center) = &mut self.center {
+            fix(&mut center.database);
+            if let Some(lmk) = &mut center.hsm.lmk_file {
+                fix(lmk);
+            }
+        }
     }
 
     /// Checks every value and the relations between them; the first problem is named.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(center) = &self.center {
+            center.check().map_err(|e| match e {
+                crate::center::CenterError::Config { key, reason } => invalid(key, reason),
+                other => invalid("center", other.to_string()),
+            })?;
+        }
         let acq = &self.node.acquirer_id;
         if acq.is_empty() || acq.len() > 11 || !acq.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid(

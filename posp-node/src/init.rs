@@ -7,8 +7,17 @@
 //! - `DIR/posp.toml`: the front end's configuration, every key commented, with the demo
 //!   keys as key references (cryptograms under the LMK): TMKs of three demo terminals, the
 //!   zone ZAK and ZPK, and the PBOC load and TAC masters (MLK, MTK) the center uses;
+//!   The same file has the `[center]` section `posp-node center` reads: the center listens
+//!   where the front end's `[[link]]` points, shares the ZAK and ZPK, verifies PINs with its
+//!   own PVK and derives purse keys from the MLK and MTK;
 //! - `DIR/terminals.json`: the demo terminals with their clear TMKs for the POS simulator
-//!   (mode 0600; demo use only).
+//!   (mode 0600; demo use only);
+//! - `DIR/issuer.json`: the demo issuer profile for `posp-node card issue`, with the clear
+//!   PBOC masters (DPK, DLK, DTK) the MLK and MTK were formed from, so that cards issued
+//!   from it can be loaded through the center (mode 0600; demo use only).
+//!
+//! `posp-node center --config DIR/posp.toml --seed-demo` then serves the demo cards, and
+//! `posp-node front --config DIR/posp.toml` the terminals.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -16,8 +25,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Mutex, PoisonError};
 
-use pboc_sam::{DesKeyLength, KeyRef, KeyType, Lmk, RandomSource, SecurityModule, SoftHsm};
+use pboc_card::image::KeyPurpose;
+use pboc_card::personalize::{IssuerProfile, MasterKey, PurseProfile};
+use pboc_sam::{DesKey, DesKeyLength, KeyRef, KeyType, Lmk, RandomSource, SecurityModule, SoftHsm};
 
+use crate::center::{CenterConfig, KeySpec};
 use crate::config::KeyRefConfig;
 use crate::store::block_on;
 
@@ -96,6 +108,11 @@ pub struct DemoKeys {
     pub mlk: KeyRef,
     /// PBOC master TAC key (the center derives each card's DTK from it).
     pub mtk: KeyRef,
+    /// The center's PIN verification key (a ZPK).
+    pub pvk: KeyRef,
+    /// The demo issuer profile: the clear masters the MLK and MTK were formed from (`Debug`
+    /// shows their check values only).
+    pub issuer: IssuerProfile,
 }
 
 /// The demo terminal ids and their merchant.
@@ -129,14 +146,90 @@ pub fn demo_keys(hsm: &SoftHsm, rng: &dyn RandomSource) -> Result<DemoKeys, Init
             .map(|g| g.key)
             .map_err(|e| err("HSM", what, e))
     };
+    let master = |purpose: KeyPurpose| {
+        let mut clear = [0u8; 16];
+        rng.fill(&mut clear);
+        let key = DesKey::double(clear).with_odd_parity();
+        clear.fill(0);
+        MasterKey {
+            purpose,
+            index: 1,
+            version: 1,
+            algorithm_id: 0,
+            key,
+        }
+    };
+    let masters = vec![
+        master(KeyPurpose::Purchase),
+        master(KeyPurpose::Load),
+        master(KeyPurpose::Tac),
+    ];
+    let form = |purpose: KeyPurpose, t: KeyType, what: &str| {
+        let key = masters
+            .iter()
+            .find(|m| m.purpose == purpose)
+            .map(|m| m.key.as_bytes())
+            .unwrap_or_default();
+        hsm.form_key_from_components(&[key], t)
+            .map_err(|e| err("HSM", what, e))
+    };
+    let mlk = form(KeyPurpose::Load, KeyType::PbocLoad, "MLK")?;
+    let mtk = form(KeyPurpose::Tac, KeyType::PbocTac, "MTK")?;
+    let issuer = IssuerProfile {
+        issuer_id: DEMO_ISSUER_ID,
+        card_type: 3,
+        app_version: 1,
+        aid: pboc_card::image::DEFAULT_AID.to_vec(),
+        valid_from: [0x20, 0x26, 0x01, 0x01],
+        valid_until: [0x20, 0x30, 0x12, 0x31],
+        deposit: 0,
+        ed: None,
+        ep: Some(PurseProfile {
+            initial_balance: 0,
+            overdraw_limit: 0,
+            max_balance: 100_000,
+        }),
+        diversification_factors: Vec::new(),
+        master_keys: masters,
+        pin: None,
+        record_capacity: pboc_card::image::DEFAULT_RECORD_CAPACITY,
+    };
     Ok(DemoKeys {
         terminals,
         zak: make(KeyType::Zak, "ZAK")?,
         zpk: make(KeyType::Zpk, "ZPK")?,
-        mlk: make(KeyType::PbocLoad, "MLK")?,
-        mtk: make(KeyType::PbocTac, "MTK")?,
+        mlk,
+        mtk,
+        pvk: make(KeyType::Zpk, "PVK")?,
+        issuer,
     })
 }
+
+/// The demo issuer's id (the first 8 bytes of the card's issuer data).
+pub const DEMO_ISSUER_ID: [u8; 8] = [0x31, 0x00, 0, 0, 0, 0, 0, 0];
+
+/// The `[center]` section for `keys`: listening where the front end's link points, the
+/// database `center.db` and the LMK `lmk.txt` beside the configuration file.
+pub fn center_config(keys: &DemoKeys) -> CenterConfig {
+    let mut c = CenterConfig::example();
+    c.listen = std::net::SocketAddr::from(([127, 0, 0, 1], DEMO_CENTER_PORT));
+    c.acquirers = vec![DEMO_ACQUIRER.to_owned()];
+    c.keys.zak = KeySpec::from_key_ref(&keys.zak);
+    c.keys.zpk = KeySpec::from_key_ref(&keys.zpk);
+    c.keys.pvk = Some(KeySpec::from_key_ref(&keys.pvk));
+    c.keys.dlk_master = KeySpec::from_key_ref(&keys.mlk);
+    c.keys.dtk_master = KeySpec::from_key_ref(&keys.mtk);
+    c.keys.issuer_factors = keys
+        .issuer
+        .diversification_factors
+        .iter()
+        .map(hex::encode_upper)
+        .collect();
+    c
+}
+
+/// The center's port in the default configuration (the front end's `[[link]]` address).
+pub const DEMO_CENTER_PORT: u16 = 5870;
 
 fn key_line(name: &str, k: &KeyRef) -> String {
     let c = KeyRefConfig::from_key_ref(k);
@@ -263,10 +356,6 @@ done_codes = ["00", "12", "25"]
 # zpk: the zone PIN key shared with the center (PIN blocks are translated to it).
 {zpk}
 
-# The center's PBOC masters (for its [center] section): load (MLK) and TAC (MTK).
-# {mlk}
-# {mtk}
-
 [admin]
 # address: the admin endpoint (loopback only): /health, /status, /metrics.
 address = "127.0.0.1:5880"
@@ -278,11 +367,13 @@ max_connections = 16
 # doubling from min to max.
 restart_min = "100ms"
 restart_max = "10s"
-"#,
+
+# The data-center host of `posp-node center --config` (this file); the front end only checks
+# it. The center listens where [[link]] points.
+{center}"#,
         zak = key_line("zak", &keys.zak),
         zpk = key_line("zpk", &keys.zpk),
-        mlk = key_line("mlk", &keys.mlk),
-        mtk = key_line("mtk", &keys.mtk),
+        center = center_config(keys).to_toml_section(),
     )
 }
 
@@ -328,6 +419,7 @@ pub fn init(dir: &Path) -> Result<InitReport, InitError> {
         dir.join("lmk.txt"),
         dir.join("posp.toml"),
         dir.join("terminals.json"),
+        dir.join("issuer.json"),
     ];
     for f in &files {
         if f.exists() {
@@ -359,6 +451,9 @@ pub fn init(dir: &Path) -> Result<InitReport, InitError> {
     let text =
         serde_json::to_string_pretty(&terminals).map_err(|e| err("IO", "terminals.json", e))?;
     write_new(&files[2], (text + "\n").as_bytes(), true)?;
+    let issuer =
+        serde_json::to_string_pretty(&keys.issuer).map_err(|e| err("IO", "issuer.json", e))?;
+    write_new(&files[3], (issuer + "\n").as_bytes(), true)?;
     Ok(InitReport {
         files: files.to_vec(),
         lmk_kcv,
@@ -381,10 +476,12 @@ pub fn run(args: InitArgs) -> ExitCode {
                 println!("wrote {}", f.display());
             }
             println!("LMK check value {}", r.lmk_kcv);
+            let config = args.dir.join("posp.toml");
             println!(
-                "run: posp-node front --config {}",
-                args.dir.join("posp.toml").display()
+                "run: posp-node center --config {} --seed-demo",
+                config.display()
             );
+            println!("and: posp-node front --config {}", config.display());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -405,7 +502,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("posp-init-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let r = init(&dir).unwrap();
-        assert_eq!(r.files.len(), 3);
+        assert_eq!(r.files.len(), 4);
         let config = Config::load(&dir.join("posp.toml")).unwrap();
         assert_eq!(config.terminals.len(), 3);
         assert_eq!(config.terminals[0].id, "10000001");
@@ -427,6 +524,27 @@ mod tests {
         assert_eq!(
             clear.kcv(pboc_sam::KcvLength::UNIONPAY).to_string(),
             config.terminals[0].tmk.kcv
+        );
+        // The [center] section: where the link points, the same zone keys, the masters the
+        // issuer profile holds in clear.
+        let center = config.center.as_ref().unwrap();
+        assert_eq!(center.listen.to_string(), config.links[0].address);
+        assert_eq!(center.database, dir.join("center.db"));
+        assert_eq!(
+            center.hsm.lmk_file.as_deref(),
+            Some(dir.join("lmk.txt").as_path())
+        );
+        assert_eq!(center.keys.zak.kcv, config.keys.zak.kcv);
+        assert_eq!(center.keys.zpk.cryptogram, config.keys.zpk.cryptogram);
+        let separate = crate::center::CenterConfig::load(&dir.join("posp.toml")).unwrap();
+        assert_eq!(&separate, center);
+        let issuer =
+            IssuerProfile::from_json(&std::fs::read_to_string(dir.join("issuer.json")).unwrap())
+                .unwrap();
+        let dlk = issuer.master(KeyPurpose::Load, 1).unwrap();
+        assert_eq!(
+            dlk.key.kcv(pboc_sam::KcvLength::UNIONPAY).to_string(),
+            center.keys.dlk_master.kcv
         );
         let e = init(&dir).unwrap_err();
         assert_eq!(e.code, "EXISTS");

@@ -4,7 +4,9 @@
 #![forbid(unsafe_code)]
 
 pub mod center;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod front;
 pub mod init;
 pub mod possim;

@@ -46,6 +46,9 @@ enum Command {
     PosSim(posp_node::possim::PosSimArgs),
     /// Run the data-center host.
     Center(posp_node::center::CenterArgs),
+    /// The main job: HSM simulator, center, front end and terminals on loopback run one
+    /// scripted business day and print a summary.
+    Demo(posp_node::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Card(cmd) => card_cmd::run(cmd),
         Command::Init(args) => posp_node::init::run(args),
         Command::Front(args) => posp_node::front::run(args),
+        Command::Demo(args) => posp_node::demo::run(args),
         Command::Status(args) => posp_node::front::admin::run_status(args),
         Command::PosSim(args) => posp_node::possim::run(args),
         Command::Center(args) => posp_node::center::run(args),

@@ -306,8 +306,8 @@ impl Default for CardLimits {
     }
 }
 
-/// Which transaction messages a fault applies to. A message is selected when any of the
-/// keys says so.
+/// Which transaction messages a fault applies to. A message is selected when any of `all`,
+/// `every`, `stans` and `amounts` says so and, if `mtis` is given, its MTI is one of them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSelector {
@@ -324,6 +324,10 @@ pub struct FaultSelector {
     /// `amounts`: messages whose field 4 (fen) is one of these.
     #[serde(default)]
     pub amounts: Vec<u64>,
+    /// `mtis`: when not empty, only messages of these MTIs are selected (`["0200"]` drops a
+    /// purchase's reply but not its reversal's, which carries the same amount and STAN).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mtis: Vec<String>,
 }
 
 /// `[center.faults.late]`: replies sent only after a delay (longer than the front end's

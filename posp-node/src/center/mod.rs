@@ -216,13 +216,10 @@ pub struct CenterArgs {
 
 /// Runs the center until Ctrl-C or SIGTERM. Errors print `error: ...` and exit 2.
 pub fn run(args: CenterArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::cli::runtime() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
@@ -236,13 +233,7 @@ pub fn run(args: CenterArgs) -> ExitCode {
 }
 
 async fn serve(args: CenterArgs) -> Result<(), CenterError> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::cli::init_tracing("info");
     let config = CenterConfig::load(&args.config)?;
     let registry = Registry::open(&config.database)?;
     if args.seed_demo {
@@ -254,22 +245,7 @@ async fn serve(args: CenterArgs) -> Result<(), CenterError> {
     let hsm = open_hsm(&config).await?;
     let center = Center::start(&config, hsm, registry).await?;
     eprintln!("center listening on {}", center.local_addr());
-    wait_for_signal().await;
+    crate::cli::wait_for_signal().await;
     center.shutdown().await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -152,7 +152,7 @@ async fn accept_loop(
 }
 
 /// The number of transaction messages on a connection and whether a message is one.
-fn transaction_fields(body: &[u8]) -> Option<(Option<u32>, Option<u64>)> {
+fn transaction_fields(body: &[u8]) -> Option<(String, Option<u32>, Option<u64>)> {
     let msg = decode(specs::cups_pos(), body).ok()?;
     if msg.mti().starts_with("08") {
         return None;
@@ -162,7 +162,7 @@ fn transaction_fields(body: &[u8]) -> Option<(Option<u32>, Option<u64>)> {
         .and_then(|f| f.to_u64().ok())
         .and_then(|v| u32::try_from(v).ok());
     let amount = msg.field(4).and_then(|f| f.to_u64().ok());
-    Some((stan, amount))
+    Some((msg.mti().to_owned(), stan, amount))
 }
 
 async fn connection(
@@ -209,9 +209,9 @@ async fn connection(
             };
             buf.drain(..used);
             let plan = match transaction_fields(&body) {
-                Some((stan, amount)) => {
+                Some((mti, stan, amount)) => {
                     count += 1;
-                    shared.faults.plan(count, stan, amount)
+                    shared.faults.plan(count, &mti, stan, amount)
                 }
                 None => ReplyPlan::default(),
             };

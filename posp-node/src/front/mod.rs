@@ -477,12 +477,7 @@ pub struct FrontArgs {
 
 /// `posp-node front`: runs the front end until SIGTERM or SIGINT.
 pub fn run(args: FrontArgs) -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
+    crate::cli::init_tracing("info");
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -490,13 +485,10 @@ pub fn run(args: FrontArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::cli::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -509,25 +501,9 @@ pub fn run(args: FrontArgs) -> ExitCode {
             }
         };
         info!(listener = %handle.local_addr(), admin = ?handle.admin_addr(), "front end running");
-        wait_for_signal().await;
+        crate::cli::wait_for_signal().await;
         info!("shutting down");
         handle.shutdown().await;
         ExitCode::SUCCESS
     })
-}
-
-/// Waits for SIGINT or (on Unix) SIGTERM.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

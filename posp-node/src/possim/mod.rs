@@ -20,8 +20,8 @@
 //! its void, a second purchase, a partial refund, settlement, sign-off. `purchases` runs on
 //! every terminal: sign-in, `--count` purchases, settlement, sign-off. The cards are the
 //! center's demo cards ([`demo_card_holders`]). Purse loads need a card personalized with
-//! the center's load keys and are not part of the scripts (the library's [`Terminal::load`]
-//! does them).
+//! the center's load keys: `posp-node demo` does them with a card made from the issuer
+//! profile `init` writes (the library's [`Terminal::load`]).
 //!
 //! Exit status: 0 when the script or the load ran (declines included), 1 when a sign-in
 //! failed, 2 with one `error: ...` line for bad arguments or an unreadable terminals file.
@@ -43,23 +43,16 @@ pub use terminal::{
     Terminal, TerminalConfig, TxnRecord,
 };
 
-/// The demo bank cards with their PINs: the same PANs, expiry dates and PINs as the
-/// center's demo card table (active 10 000.00 yuan, active 50.00 yuan, lost, expired,
-/// single-purchase limit 100.00 yuan).
+/// The demo bank cards with their PINs: the center's demo card table
+/// ([`crate::center::DEMO_CARDS`]: active 10 000.00 yuan, active 50.00 yuan, lost, expired,
+/// single-purchase limit 100.00 yuan), in that order.
 pub fn demo_card_holders() -> Vec<CardHolder> {
-    const CARDS: [(&str, &str, &str); 5] = [
-        ("6212340000000001", "3012", "123456"),
-        ("6212340000000019", "3012", "1234"),
-        ("6212340000000027", "3012", "111111"),
-        ("6212340000000035", "2001", "222222"),
-        ("6212340000000043", "3012", "333333"),
-    ];
-    CARDS
+    crate::center::DEMO_CARDS
         .iter()
-        .filter_map(|(pan, expiry, pin)| {
-            Card::new(pan, expiry).ok().map(|card| CardHolder {
+        .filter_map(|c| {
+            Card::new(c.pan, c.expiry).ok().map(|card| CardHolder {
                 card,
-                pin: (*pin).to_owned(),
+                pin: c.pin.to_owned(),
             })
         })
         .collect()
@@ -130,12 +123,9 @@ pub fn run(args: PosSimArgs) -> ExitCode {
     for c in &mut configs {
         c.response_timeout = Duration::from_secs(args.timeout);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::cli::runtime() {
         Ok(r) => r,
-        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+        Err(e) => return fail(e),
     };
     if args.load {
         let n = args.terminals_count.unwrap_or(configs.len());

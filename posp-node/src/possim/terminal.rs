@@ -651,6 +651,7 @@ pub struct Terminal {
     reversal: Option<PendingReversal>,
     records: Vec<TxnRecord>,
     conn: Option<Connection>,
+    corrupt_next_mac: bool,
 }
 
 impl fmt::Debug for Terminal {
@@ -681,6 +682,7 @@ impl Terminal {
             reversal: None,
             records: Vec::new(),
             conn: None,
+            corrupt_next_mac: false,
         }
     }
 
@@ -692,6 +694,13 @@ impl Terminal {
     /// The terminal id.
     pub fn terminal_id(&self) -> &str {
         &self.config.terminal_id
+    }
+
+    /// Fault injection for tests and the demo: the next request sent with a MAC has the
+    /// last bit of its field 64 flipped, as a line error or a wrong key would leave it (the
+    /// front end answers `A0`).
+    pub fn corrupt_next_mac(&mut self) {
+        self.corrupt_next_mac = true;
     }
 
     /// The STAN the next request will get.
@@ -911,7 +920,15 @@ impl Terminal {
             None
         };
         let result = match Self::encode(m, mak.as_ref()) {
-            Ok(body) => self.round_trip(&body, response_mti, stan).await,
+            Ok(mut body) => {
+                if mak.is_some()
+                    && std::mem::take(&mut self.corrupt_next_mac)
+                    && let Some(last) = body.last_mut()
+                {
+                    *last ^= 0x01;
+                }
+                self.round_trip(&body, response_mti, stan).await
+            }
             Err(e) => Err(e),
         };
         outcome.latency = started.elapsed();
