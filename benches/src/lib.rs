@@ -130,9 +130,31 @@ pub mod cups {
     }
 }
 
+/// Runs a future that is ready when first polled, such as any [`pboc_sam::SoftHsm`] operation
+/// or a `pboc-card` issuer check through one, on the calling thread with no runtime.
+///
+/// The benches call the in-process HSM this way so that no executor sits inside the timing.
+/// A future that is not ready is polled again at once (a busy wait): do not pass one that
+/// waits for I/O or a timer.
+pub fn ready_now<F: core::future::Future>(future: F) -> F::Output {
+    let mut future = core::pin::pin!(future);
+    let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    loop {
+        if let core::task::Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::unhex;
+    use super::{ready_now, unhex};
+
+    #[test]
+    fn ready_now_returns_the_value() {
+        assert_eq!(ready_now(core::future::ready(41)), 41);
+        assert_eq!(ready_now(async { 6 * 7 }), 42);
+    }
 
     #[test]
     fn unhex_accepts_both_cases_and_whitespace() {
