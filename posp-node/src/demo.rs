@@ -44,13 +44,13 @@ use pboc_card::personalize::personalize;
 use pboc_card::{Application, FixedRandom, VirtualCard};
 use pboc_sam::hsm::HsmServer;
 use pboc_sam::transport::MemoryTransport;
-use pboc_sam::{Lmk, SoftHsm};
+use pboc_sam::{Lmk, SecurityModule, SoftHsm};
 
 use crate::center::{
     AuthState, Center, DEMO_CARDS, DEMO_PURSES, FaultSelector, Registry, open_hsm, seed_demo,
 };
 use crate::config::Config;
-use crate::front::{Front, FrontHandle};
+use crate::front::{Front, FrontHandle, build_hsm};
 use crate::init::{self, OsRandom};
 use crate::possim::{
     CardHolder, LoadConfig, LoadReport, Mix, Operation, Outcome, Terminal, TerminalConfig,
@@ -320,23 +320,6 @@ impl fmt::Display for DemoReport {
     }
 }
 
-/// The running pieces, stopped in reverse order.
-struct Running {
-    hsm_stop: pboc_sam::hsm::ShutdownHandle,
-    hsm_task: tokio::task::JoinHandle<std::io::Result<()>>,
-    center: Center,
-    front: FrontHandle,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.front.shutdown().await;
-        self.center.shutdown().await;
-        self.hsm_stop.shutdown();
-        let _ = self.hsm_task.await;
-    }
-}
-
 fn temp_dir() -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -385,87 +368,17 @@ type Totals = (
 );
 
 async fn run_in(dir: &Path, options: &DemoOptions) -> Result<(Vec<StepResult>, Totals), DemoError> {
-    let made = init::init(dir).map_err(|e| step_err("init")(&e))?;
-    let config_path = dir.join("posp.toml");
-    let mut config = Config::load(&config_path).map_err(|e| step_err("config")(&e))?;
-    let mut center_config = config.center.clone().ok_or_else(|| DemoError {
-        step: "config",
-        detail: "init wrote no [center] section".to_owned(),
-    })?;
-
-    // The HSM simulator: the host protocol on a SoftHsm with the new LMK.
-    let lmk = Lmk::load(dir.join("lmk.txt")).map_err(|e| step_err("hsm")(&e))?;
-    let rng = OsRandom::open().map_err(|e| step_err("hsm")(&e))?;
-    let soft = Arc::new(SoftHsm::new(lmk, Box::new(rng)));
-    let server = HsmServer::builder(soft.clone())
-        .bind("127.0.0.1:0")
-        .await
-        .map_err(|e| step_err("hsm")(&e))?;
-    let hsm_addr = server.local_addr().map_err(|e| step_err("hsm")(&e))?;
-    let hsm_stop = server.shutdown_handle();
-    let hsm_task = tokio::spawn(server.run());
-
-    // The center: registry seeded, keys through the HSM simulator, one fault.
-    let registry = Registry::open(&center_config.database).map_err(|e| step_err("center")(&e))?;
-    let keys = center_config
-        .resolve_keys()
-        .map_err(|e| step_err("center")(&e))?;
-    seed_demo(&registry, &soft, keys.pvk.as_ref()).map_err(|e| step_err("center")(&e))?;
-    center_config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    center_config.hsm.lmk_file = None;
-    center_config.hsm.remote = vec![hsm_addr.to_string()];
-    center_config.faults.drop = Some(FaultSelector {
-        amounts: vec![DROPPED_AMOUNT],
-        mtis: vec!["0200".to_owned()],
-        ..FaultSelector::default()
-    });
-    let center_hsm = open_hsm(&center_config)
-        .await
-        .map_err(|e| step_err("center")(&e))?;
-    let center = Center::start(&center_config, center_hsm, registry)
-        .await
-        .map_err(|e| step_err("center")(&e))?;
-
-    // The front end: loopback ports, the HSM simulator, a short link timeout.
-    for l in &mut config.listeners {
-        l.address = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    }
-    if let Some(admin) = &mut config.admin {
-        admin.address = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    }
-    config.hsm.lmk_file = None;
-    config.hsm.remote = vec![hsm_addr.to_string()];
-    for link in &mut config.links {
-        link.address = center.local_addr().to_string();
-        link.timeout = Duration::from_secs(1);
-        link.reconnect_min = Duration::from_millis(50);
-    }
-    config.saf.retry_interval = Duration::from_millis(200);
-    config.center = None;
-    let front = match Front::start(config).await {
-        Ok(f) => f,
-        Err(e) => {
-            center.shutdown().await;
-            hsm_stop.shutdown();
-            return Err(step_err("front")(&e));
-        }
-    };
-    let running = Running {
-        hsm_stop,
-        hsm_task,
-        center,
-        front,
-    };
-    if !running.front.wait_link_up(Duration::from_secs(5)).await {
-        running.stop().await;
-        return Err(DemoError {
-            step: "front",
-            detail: "the link to the center did not come up within 5 s".to_owned(),
-        });
-    }
-    let result = business_day(dir, &made, &running, options).await;
-    let db = dir.join("center.db");
-    running.stop().await;
+    let stack = Stack::start(
+        dir,
+        &StackOptions {
+            drop_amount: Some(DROPPED_AMOUNT),
+            ..StackOptions::default()
+        },
+    )
+    .await?;
+    let result = business_day(&stack, options).await;
+    let db = stack.center_database.clone();
+    stack.stop().await;
     let (steps, reversals_queued, reversals_acknowledged, saf_left, burst, journal, purse) =
         result?;
     let registry = Registry::open(&db).map_err(|e| step_err("center")(&e))?;
@@ -481,6 +394,193 @@ async fn run_in(dir: &Path, options: &DemoOptions) -> Result<(Vec<StepResult>, T
             purse,
         ),
     ))
+}
+
+/// How [`Stack::start`] sets a node up.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Demo terminals to register (`init --terminals`).
+    pub terminals: usize,
+    /// Purchases (0200) of this amount get no reply from the center.
+    pub drop_amount: Option<u64>,
+    /// The front end's link timeout.
+    pub link_timeout: Duration,
+    /// Key operations through an HSM simulator on loopback (the host protocol) rather than
+    /// one in-process SoftHsm shared by the center and the front end.
+    pub hsm_simulator: bool,
+}
+
+impl Default for StackOptions {
+    /// 3 terminals, no fault, 1 s link timeout, the HSM simulator.
+    fn default() -> Self {
+        StackOptions {
+            terminals: 3,
+            drop_amount: None,
+            link_timeout: Duration::from_secs(1),
+            hsm_simulator: true,
+        }
+    }
+}
+
+/// A whole node on loopback ports: `init` into a directory, the center with the demo cards,
+/// the front end, and optionally an HSM simulator; the terminals ready to connect.
+pub struct Stack {
+    /// What `init` wrote (keys, the issuer profile).
+    pub init: init::InitReport,
+    /// The front end.
+    pub front: FrontHandle,
+    /// The center.
+    pub center: Center,
+    /// The registered terminals, pointed at the front end (10 s answer timeout).
+    pub terminals: Vec<TerminalConfig>,
+    /// The center's database file.
+    pub center_database: PathBuf,
+    hsm: Option<(
+        pboc_sam::hsm::ShutdownHandle,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
+}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("front", &self.front)
+            .field("center", &self.center.local_addr())
+            .field("terminals", &self.terminals.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stack {
+    /// Runs `init` into `dir` (which must not hold one) and starts everything.
+    ///
+    /// # Errors
+    /// [`DemoError`] naming the step that failed; what was started is stopped.
+    pub async fn start(dir: &Path, options: &StackOptions) -> Result<Stack, DemoError> {
+        let made = init::init_with(dir, options.terminals).map_err(|e| step_err("init")(&e))?;
+        let mut config =
+            Config::load(&dir.join("posp.toml")).map_err(|e| step_err("config")(&e))?;
+        let mut center_config = config.center.clone().ok_or_else(|| DemoError {
+            step: "config",
+            detail: "init wrote no [center] section".to_owned(),
+        })?;
+        let lmk = Lmk::load(dir.join("lmk.txt")).map_err(|e| step_err("hsm")(&e))?;
+        let rng = OsRandom::open().map_err(|e| step_err("hsm")(&e))?;
+        let soft = Arc::new(SoftHsm::new(lmk, Box::new(rng)));
+
+        // The center: registry seeded, one fault if asked.
+        let registry =
+            Registry::open(&center_config.database).map_err(|e| step_err("center")(&e))?;
+        let keys = center_config
+            .resolve_keys()
+            .map_err(|e| step_err("center")(&e))?;
+        seed_demo(&registry, &soft, keys.pvk.as_ref()).map_err(|e| step_err("center")(&e))?;
+        center_config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        if let Some(amount) = options.drop_amount {
+            center_config.faults.drop = Some(FaultSelector {
+                amounts: vec![amount],
+                mtis: vec!["0200".to_owned()],
+                ..FaultSelector::default()
+            });
+        }
+        let mut hsm = None;
+        let (center_hsm, front_hsm): (Arc<dyn SecurityModule>, Arc<dyn SecurityModule>) =
+            if options.hsm_simulator {
+                let server = HsmServer::builder(soft.clone())
+                    .bind("127.0.0.1:0")
+                    .await
+                    .map_err(|e| step_err("hsm")(&e))?;
+                let addr = server.local_addr().map_err(|e| step_err("hsm")(&e))?;
+                hsm = Some((server.shutdown_handle(), tokio::spawn(server.run())));
+                center_config.hsm.lmk_file = None;
+                center_config.hsm.remote = vec![addr.to_string()];
+                config.hsm.lmk_file = None;
+                config.hsm.remote = vec![addr.to_string()];
+                let center_hsm = open_hsm(&center_config)
+                    .await
+                    .map_err(|e| step_err("center")(&e))?;
+                let front_hsm = build_hsm(&config)
+                    .await
+                    .map_err(|e| step_err("front")(&e))?;
+                (center_hsm, front_hsm)
+            } else {
+                (soft.clone(), soft)
+            };
+        let stop_hsm = |hsm: Option<(pboc_sam::hsm::ShutdownHandle, _)>| {
+            if let Some((h, _)) = hsm {
+                h.shutdown();
+            }
+        };
+        let center = match Center::start(&center_config, center_hsm, registry).await {
+            Ok(c) => c,
+            Err(e) => {
+                stop_hsm(hsm);
+                return Err(step_err("center")(&e));
+            }
+        };
+
+        // The front end: loopback ports, a short link timeout and SAF interval.
+        for l in &mut config.listeners {
+            l.address = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        }
+        if let Some(admin) = &mut config.admin {
+            admin.address = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        }
+        for link in &mut config.links {
+            link.address = center.local_addr().to_string();
+            link.timeout = options.link_timeout;
+            link.reconnect_min = Duration::from_millis(50);
+        }
+        config.saf.retry_interval = Duration::from_millis(200);
+        config.center = None;
+        let front = match Front::start_with_hsm(config, front_hsm).await {
+            Ok(f) => f,
+            Err(e) => {
+                center.shutdown().await;
+                stop_hsm(hsm);
+                return Err(step_err("front")(&e));
+            }
+        };
+        let terminals = TerminalsFile::load(&dir.join("terminals.json"))
+            .and_then(|file| file.terminal_configs(Some(&front.local_addr().to_string())))
+            .map_err(|e| step_err("terminals")(&e));
+        let stack = Stack {
+            init: made,
+            front,
+            center,
+            terminals: Vec::new(),
+            center_database: center_config.database.clone(),
+            hsm,
+        };
+        let mut terminals = match terminals {
+            Ok(t) => t,
+            Err(e) => {
+                stack.stop().await;
+                return Err(e);
+            }
+        };
+        for t in &mut terminals {
+            t.response_timeout = Duration::from_secs(10);
+        }
+        if !stack.front.wait_link_up(Duration::from_secs(5)).await {
+            stack.stop().await;
+            return Err(DemoError {
+                step: "front",
+                detail: "the link to the center did not come up within 5 s".to_owned(),
+            });
+        }
+        Ok(Stack { terminals, ..stack })
+    }
+
+    /// Stops the front end, the center and the HSM simulator, in that order.
+    pub async fn stop(self) {
+        self.front.shutdown().await;
+        self.center.shutdown().await;
+        if let Some((handle, task)) = self.hsm {
+            handle.shutdown();
+            let _ = task.await;
+        }
+    }
 }
 
 type DayResult = (
@@ -527,21 +627,8 @@ impl Script {
     }
 }
 
-async fn business_day(
-    dir: &Path,
-    made: &init::InitReport,
-    running: &Running,
-    options: &DemoOptions,
-) -> Result<DayResult, DemoError> {
-    let front_addr = running.front.local_addr().to_string();
-    let file =
-        TerminalsFile::load(&dir.join("terminals.json")).map_err(|e| step_err("terminals")(&e))?;
-    let mut configs: Vec<TerminalConfig> = file
-        .terminal_configs(Some(&front_addr))
-        .map_err(|e| step_err("terminals")(&e))?;
-    for c in &mut configs {
-        c.response_timeout = Duration::from_secs(10);
-    }
+async fn business_day(stack: &Stack, options: &DemoOptions) -> Result<DayResult, DemoError> {
+    let configs = &stack.terminals;
     let cards = demo_card_holders();
     let card = |i: usize| -> Result<&CardHolder, DemoError> {
         cards.get(i).ok_or_else(|| DemoError {
@@ -613,7 +700,8 @@ async fn business_day(
         detail: "a second terminal is needed".to_owned(),
     })?;
     let serial = purse_serial(DEMO_PURSES[0].serial)?;
-    let image = personalize(&made.keys.issuer, serial).map_err(|e| step_err("purse card")(&e))?;
+    let image =
+        personalize(&stack.init.keys.issuer, serial).map_err(|e| step_err("purse card")(&e))?;
     let vcard =
         VirtualCard::from_image(&image, Box::new(FixedRandom::new([0x5A, 0xA5, 0x3C, 0xC3])))
             .map_err(|e| step_err("purse card")(&e))?;
@@ -670,12 +758,13 @@ async fn business_day(
         cards: vec![rich.clone()],
         progress: false,
         seed: 7,
+        sign_in: true,
     })
     .await
     .map_err(|e| step_err("burst")(&e))?;
 
     // The SAF: wait until the dropped purchase's reversal is acknowledged.
-    let shared = running.front.shared();
+    let shared = stack.front.shared();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut entries;
     loop {

@@ -66,7 +66,7 @@ impl RandomSource for OsRandom {
 #[derive(Debug, thiserror::Error)]
 #[error("{code} at {at}: {message}")]
 pub struct InitError {
-    /// `EXISTS`, `IO`, `RANDOM` or `HSM`.
+    /// `EXISTS`, `IO`, `RANDOM`, `HSM` or `TERMINALS`.
     pub code: &'static str,
     /// The file or step.
     pub at: String,
@@ -122,10 +122,25 @@ pub const DEMO_MERCHANT: &str = "898100012340001";
 /// The demo acquirer id (field 32).
 pub const DEMO_ACQUIRER: &str = "48020000";
 
-/// Generates the demo keys through `hsm` (TMKs from `rng` in clear, formed into the HSM).
+/// The id of the `i`th demo terminal (from 0): `10000001`, `10000002` ...
+pub fn demo_terminal_id(i: usize) -> String {
+    format!("{:08}", 10_000_001 + i)
+}
+
+/// Generates the demo keys through `hsm` (TMKs from `rng` in clear, formed into the HSM)
+/// for the three [`DEMO_TERMINALS`].
 pub fn demo_keys(hsm: &SoftHsm, rng: &dyn RandomSource) -> Result<DemoKeys, InitError> {
+    demo_keys_for(hsm, rng, DEMO_TERMINALS.len())
+}
+
+/// [`demo_keys`] for `terminals` terminals ([`demo_terminal_id`]).
+pub fn demo_keys_for(
+    hsm: &SoftHsm,
+    rng: &dyn RandomSource,
+    terminals_wanted: usize,
+) -> Result<DemoKeys, InitError> {
     let mut terminals = Vec::new();
-    for id in DEMO_TERMINALS {
+    for id in (0..terminals_wanted).map(demo_terminal_id) {
         let mut clear = [0u8; 16];
         rng.fill(&mut clear);
         let tmk = hsm
@@ -134,7 +149,7 @@ pub fn demo_keys(hsm: &SoftHsm, rng: &dyn RandomSource) -> Result<DemoKeys, Init
         // The HSM sets odd parity; hand the simulator the key as the HSM holds it.
         let key = pboc_sam::DesKey::double(clear).with_odd_parity();
         terminals.push(DemoTerminal {
-            id: id.to_owned(),
+            id,
             merchant_id: DEMO_MERCHANT.to_owned(),
             tmk,
             tmk_clear_hex: hex::encode_upper(key.as_bytes()),
@@ -412,8 +427,20 @@ pub struct InitReport {
 }
 
 /// Writes the LMK, the configuration and the terminals file into `dir` (created if
-/// missing). Refuses when any of the files exists.
+/// missing) for the three [`DEMO_TERMINALS`]. Refuses when any of the files exists.
 pub fn init(dir: &Path) -> Result<InitReport, InitError> {
+    init_with(dir, DEMO_TERMINALS.len())
+}
+
+/// [`init`] with `terminals` demo terminals (1 to 9,999; ids from [`demo_terminal_id`]).
+pub fn init_with(dir: &Path, terminals: usize) -> Result<InitReport, InitError> {
+    if !(1..=9_999).contains(&terminals) {
+        return Err(err(
+            "TERMINALS",
+            "terminals",
+            format!("{terminals}: 1 to 9999 terminals"),
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(|e| err("IO", dir.display().to_string(), e))?;
     let files = [
         dir.join("lmk.txt"),
@@ -437,7 +464,7 @@ pub fn init(dir: &Path) -> Result<InitReport, InitError> {
         lmk.clone(),
         Box::new(OsRandom::open().map_err(|e| err("RANDOM", "/dev/urandom", e))?),
     );
-    let keys = demo_keys(&hsm, &rng)?;
+    let keys = demo_keys_for(&hsm, &rng, terminals)?;
     write_new(&files[0], lmk.to_text().as_bytes(), true)?;
     write_new(&files[1], default_config(&keys).as_bytes(), false)?;
     let terminals = serde_json::json!({
@@ -466,11 +493,14 @@ pub fn init(dir: &Path) -> Result<InitReport, InitError> {
 pub struct InitArgs {
     /// The directory to write into (created if missing).
     pub dir: PathBuf,
+    /// How many demo terminals to register (ids 10000001, 10000002 ...).
+    #[arg(long, default_value_t = 3)]
+    pub terminals: usize,
 }
 
 /// `posp-node init DIR`.
 pub fn run(args: InitArgs) -> ExitCode {
-    match init(&args.dir) {
+    match init_with(&args.dir, args.terminals) {
         Ok(r) => {
             for f in &r.files {
                 println!("wrote {}", f.display());

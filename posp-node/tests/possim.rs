@@ -709,6 +709,7 @@ async fn load_generator_counts_outcomes() {
         cards: vec![good.clone()],
         progress: false,
         seed: 1,
+        sign_in: true,
     })
     .await
     .unwrap();
@@ -736,6 +737,7 @@ async fn load_generator_counts_outcomes() {
         cards: vec![good, bad],
         progress: false,
         seed: 1,
+        sign_in: true,
     })
     .await
     .unwrap();

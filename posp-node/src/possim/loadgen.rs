@@ -27,6 +27,8 @@ pub struct Mix {
     pub void: u32,
     /// Weight of refunds (1.00 yuan, or less, of the terminal's latest purchase).
     pub refund: u32,
+    /// Weight of echo tests (0820, no card, no MAC).
+    pub echo: u32,
 }
 
 impl Default for Mix {
@@ -37,6 +39,7 @@ impl Default for Mix {
             balance: 10,
             void: 10,
             refund: 0,
+            echo: 0,
         }
     }
 }
@@ -48,6 +51,16 @@ impl Mix {
         balance: 0,
         void: 0,
         refund: 0,
+        echo: 0,
+    };
+
+    /// Only echo tests.
+    pub const ECHOES: Mix = Mix {
+        purchase: 0,
+        balance: 0,
+        void: 0,
+        refund: 0,
+        echo: 1,
     };
 
     fn total(&self) -> u64 {
@@ -55,6 +68,7 @@ impl Mix {
             + u64::from(self.balance)
             + u64::from(self.void)
             + u64::from(self.refund)
+            + u64::from(self.echo)
     }
 
     /// The operation for a draw `r` (any `u64`).
@@ -66,6 +80,7 @@ impl Mix {
             (self.balance, Operation::Balance),
             (self.void, Operation::Void),
             (self.refund, Operation::Refund),
+            (self.echo, Operation::Echo),
         ] {
             let w = u64::from(weight);
             if x < w {
@@ -81,13 +96,14 @@ impl FromStr for Mix {
     type Err = String;
 
     /// `name=weight` pairs separated by commas; names `purchase`, `balance`, `void`,
-    /// `refund`; missing names weigh 0; at least one weight must be positive.
+    /// `refund`, `echo`; missing names weigh 0; at least one weight must be positive.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut mix = Mix {
             purchase: 0,
             balance: 0,
             void: 0,
             refund: 0,
+            echo: 0,
         };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, weight) = part
@@ -102,9 +118,10 @@ impl FromStr for Mix {
                 "balance" => &mut mix.balance,
                 "void" => &mut mix.void,
                 "refund" => &mut mix.refund,
+                "echo" => &mut mix.echo,
                 other => {
                     return Err(format!(
-                        "{other}: unknown operation (purchase, balance, void, refund)"
+                        "{other}: unknown operation (purchase, balance, void, refund, echo)"
                     ));
                 }
             };
@@ -123,7 +140,11 @@ impl fmt::Display for Mix {
             f,
             "purchase={},balance={},void={},refund={}",
             self.purchase, self.balance, self.void, self.refund
-        )
+        )?;
+        if self.echo > 0 {
+            write!(f, ",echo={}", self.echo)?;
+        }
+        Ok(())
     }
 }
 
@@ -142,6 +163,9 @@ pub struct LoadConfig {
     pub progress: bool,
     /// Seed of the operation draws (each terminal draws from `seed + its index`).
     pub seed: u64,
+    /// Sign each terminal in first (needed for everything but echo tests; off to measure a
+    /// bare echo server).
+    pub sign_in: bool,
 }
 
 /// Why a load run could not start or finish.
@@ -296,7 +320,11 @@ async fn run_terminal(
 ) -> TaskResult {
     let mut result = TaskResult::default();
     let mut terminal = Terminal::new(config);
-    let signed = terminal.sign_in().await;
+    let signed = if load.sign_in {
+        terminal.sign_in().await
+    } else {
+        terminal.echo().await
+    };
     if !signed.is_approved() {
         result.sign_in_failed = true;
         result.sign_in_key = Some(signed.report_key());
@@ -327,6 +355,7 @@ async fn run_terminal(
             (Operation::Refund, Some(original)) => {
                 terminal.refund(&original, original.amount.min(100)).await
             }
+            (Operation::Echo, _) => terminal.echo().await,
             _ => terminal.purchase(&holder.card, amount, &holder.pin).await,
         };
         result.outcomes.push(outcome);
@@ -471,7 +500,13 @@ mod tests {
         );
         assert_eq!(
             "cash=1".parse::<Mix>().unwrap_err(),
-            "cash: unknown operation (purchase, balance, void, refund)"
+            "cash: unknown operation (purchase, balance, void, refund, echo)"
+        );
+        let echoes: Mix = "echo=3".parse().unwrap();
+        assert_eq!(echoes.pick(2), Operation::Echo);
+        assert_eq!(
+            echoes.to_string(),
+            "purchase=0,balance=0,void=0,refund=0,echo=3"
         );
         assert_eq!(
             "purchase".parse::<Mix>().unwrap_err(),

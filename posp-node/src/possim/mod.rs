@@ -91,7 +91,7 @@ pub struct PosSimArgs {
     /// Load: transactions per terminal.
     #[arg(long, default_value_t = 100)]
     pub transactions: u32,
-    /// Load: the transaction mix.
+    /// Load: the transaction mix (`purchase`, `balance`, `void`, `refund`, `echo`).
     #[arg(long, default_value = "purchase=80,balance=10,void=10")]
     pub mix: Mix,
     /// Seconds to wait for each answer.
@@ -143,6 +143,7 @@ pub fn run(args: PosSimArgs) -> ExitCode {
             cards: demo_card_holders(),
             progress: true,
             seed: 1,
+            sign_in: true,
         };
         return match runtime.block_on(run_load(load)) {
             Ok(report) => {
