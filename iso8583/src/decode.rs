@@ -56,10 +56,15 @@ impl fmt::Debug for Message<'_> {
 /// # Ok::<(), iso8583_wire::Error>(())
 /// ```
 pub fn decode<'a>(spec: &'a Spec, data: &'a [u8]) -> Result<Message<'a>> {
-    match decode_partial(spec, data) {
-        (m, None) => Ok(m),
-        (_, Some(e)) => Err(e),
+    // Built in the value that is returned, so that it is not copied on the way out (going
+    // through `decode_partial`'s tuple cost two copies of the whole `Message` per call).
+    let mut result = Ok(Message::empty(spec, data));
+    if let Ok(m) = &mut result
+        && let Err(e) = m.walk(MAX_FIELD, true)
+    {
+        result = Err(e);
     }
+    result
 }
 
 /// Decodes as far as possible: the message holds every field decoded before the error, if any.
@@ -267,7 +272,48 @@ impl<'a> Message<'a> {
     /// Checks the content of every decoded field against its data class, pad nibbles and hex
     /// digits. Returns the first problem.
     pub fn validate(&self) -> Result<()> {
-        self.fields().try_for_each(|f| f.validate())
+        // One pass in field order over the recorded ends: each field starts where the previous
+        // one ended, so no rank or prefix is recomputed per field, and the common classes are
+        // checked by a scan chosen when the spec was compiled. Only a field that fails the scan,
+        // or needs more (BCD, EBCDIC, `x+n`, ...), goes through `validate::field`.
+        let spec = self.spec;
+        let data = self.data;
+        let mut start = self.fields_start as usize;
+        let mut ends = self
+            .ends
+            .get(..self.count as usize)
+            .unwrap_or_default()
+            .iter();
+        let mut words = self.bitmap.words();
+        words[0] &= !(1 << 63);
+        for (wi, mut w) in words.into_iter().enumerate() {
+            while w != 0 {
+                let lz = w.leading_zeros();
+                w &= !(1u64 << (63 - lz));
+                let Some(&end) = ends.next() else {
+                    return Ok(());
+                };
+                let n = (wi as u32 * 64 + lz + 1) as u16;
+                let (field_start, end) = (start, end as usize);
+                start = end;
+                let c = spec.compiled(n);
+                let body_start = field_start + c.prefix_width as usize * c.var as usize;
+                // Decoding checked every end against the input and stopped at any undefined
+                // field, so these lookups do not fail (`Message::field` skips them too).
+                let Some(body) = data.get(body_start..end) else {
+                    continue;
+                };
+                if crate::validate::quick(c.check, body) {
+                    continue;
+                }
+                let (Some(def), Some(prefix)) = (spec.field(n), data.get(field_start..body_start))
+                else {
+                    continue;
+                };
+                crate::validate::field(n, def, prefix, body, body_start)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -381,6 +427,33 @@ fn prefix_value(bytes: &[u8], enc: PrefixEncoding) -> core::result::Result<u32, 
     Ok(value)
 }
 
+/// The value's length in units of its class (see [`Field::len`]), from the prefix as carried
+/// and the body.
+pub(crate) fn units(d: &FieldSpec, prefix: &[u8], body: &[u8]) -> usize {
+    match d.length {
+        Length::Fixed(n) => n as usize,
+        Length::Var { .. } => {
+            let p = prefix_value(prefix, d.prefix).unwrap_or(0) as usize;
+            match (d.counts, d.encoding) {
+                (Counts::Units, Encoding::Binary | Encoding::HexAscii) => p / 2,
+                (Counts::Units, _) => p,
+                (Counts::Bytes, Encoding::HexAscii) => body.len() / 2,
+                (Counts::Bytes, Encoding::Bcd) => {
+                    let full = body.len() * 2;
+                    let pad_last = body.last().map(|b| b & 0xF) == Some(0xF);
+                    let pad_first = body.first().map(|b| b >> 4) == Some(0xF);
+                    match d.align {
+                        Some(Align::Left) if pad_last => full - 1,
+                        Some(Align::Right) if pad_first => full - 1,
+                        _ => full,
+                    }
+                }
+                (Counts::Bytes, _) => body.len(),
+            }
+        }
+    }
+}
+
 /// A view of one decoded field.
 #[derive(Clone, Copy)]
 pub struct Field<'a> {
@@ -436,29 +509,7 @@ impl<'a> Field<'a> {
 
     /// The value's length in units of its class: digits, characters or bytes.
     pub fn len(&self) -> usize {
-        let d = self.def;
-        match d.length {
-            Length::Fixed(n) => n as usize,
-            Length::Var { .. } => {
-                let p = prefix_value(self.prefix, d.prefix).unwrap_or(0) as usize;
-                match (d.counts, d.encoding) {
-                    (Counts::Units, Encoding::Binary | Encoding::HexAscii) => p / 2,
-                    (Counts::Units, _) => p,
-                    (Counts::Bytes, Encoding::HexAscii) => self.body.len() / 2,
-                    (Counts::Bytes, Encoding::Bcd) => {
-                        let full = self.body.len() * 2;
-                        let pad_last = self.body.last().map(|b| b & 0xF) == Some(0xF);
-                        let pad_first = self.body.first().map(|b| b >> 4) == Some(0xF);
-                        match d.align {
-                            Some(Align::Left) if pad_last => full - 1,
-                            Some(Align::Right) if pad_first => full - 1,
-                            _ => full,
-                        }
-                    }
-                    (Counts::Bytes, _) => self.body.len(),
-                }
-            }
-        }
+        units(self.def, self.prefix, self.body)
     }
 
     /// True for an empty value.
@@ -585,9 +636,9 @@ impl<'a> Field<'a> {
         crate::validate::field(
             self.number,
             self.def,
+            self.prefix,
             self.body,
             self.body_offset(),
-            self.len(),
         )
     }
 }

@@ -492,6 +492,38 @@ pub(crate) struct Compiled {
     pub fixed_wire: u32,
     pub max_value: u32,
     pub conv: Conv,
+    pub check: Check,
+}
+
+/// The content check of a field, when it is a plain scan of the body bytes; `Full` sends
+/// validation to `validate::field` (BCD, EBCDIC, `x+n` and the rarer text classes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Raw binary: any byte.
+    Free,
+    /// ASCII `n`.
+    Digits,
+    /// ASCII `an`.
+    An,
+    /// ASCII `ans`.
+    Ans,
+    /// Hex-ASCII `b`.
+    Hex,
+    /// Anything else.
+    Full,
+}
+
+impl Check {
+    const fn of(d: &FieldSpec) -> Check {
+        match (d.encoding, d.class) {
+            (Encoding::Binary, _) => Check::Free,
+            (Encoding::HexAscii, _) => Check::Hex,
+            (Encoding::Ascii, DataClass::N) => Check::Digits,
+            (Encoding::Ascii, DataClass::An) => Check::An,
+            (Encoding::Ascii, DataClass::Ans) => Check::Ans,
+            _ => Check::Full,
+        }
+    }
 }
 
 impl Compiled {
@@ -503,6 +535,7 @@ impl Compiled {
         fixed_wire: 0,
         max_value: 0,
         conv: Conv::Same,
+        check: Check::Full,
     };
 }
 
@@ -745,6 +778,7 @@ fn compile(n: u16, d: &FieldSpec, tertiary: bool) -> Result<Compiled, SpecError>
             fixed_wire: d.wire_len(len as usize) as u32,
             max_value: 0,
             conv: Conv::Same,
+            check: Check::of(d),
         }),
         Length::Var { prefix, max } => {
             if !(1..=4).contains(&prefix) {
@@ -779,6 +813,7 @@ fn compile(n: u16, d: &FieldSpec, tertiary: bool) -> Result<Compiled, SpecError>
                 fixed_wire: 0,
                 max_value: max_value as u32,
                 conv,
+                check: Check::of(d),
             })
         }
     }
