@@ -320,12 +320,13 @@ impl fmt::Display for DemoReport {
     }
 }
 
-fn temp_dir() -> PathBuf {
+/// A fresh path in the system's temporary directory: `prefix-PID-NANOS`.
+pub fn temp_dir(prefix: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    std::env::temp_dir().join(format!("posp-demo-{}-{nanos}", std::process::id()))
+    std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()))
 }
 
 /// Runs the demo (see the module documentation). Needs a multi-threaded tokio runtime.
@@ -336,7 +337,7 @@ pub async fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
     let (dir, temporary) = match &options.data_dir {
         Some(d) => (d.clone(), false),
-        None => (temp_dir(), true),
+        None => (temp_dir("posp-demo"), true),
     };
     let result = run_in(&dir, options).await;
     if temporary {
@@ -408,6 +409,9 @@ pub struct StackOptions {
     /// Key operations through an HSM simulator on loopback (the host protocol) rather than
     /// one in-process SoftHsm shared by the center and the front end.
     pub hsm_simulator: bool,
+    /// Load-test cards to seed besides the demo cards
+    /// ([`crate::loadtest::load_card_pan`], PIN [`crate::loadtest::LOAD_CARD_PIN`]).
+    pub load_cards: usize,
 }
 
 impl Default for StackOptions {
@@ -418,6 +422,7 @@ impl Default for StackOptions {
             drop_amount: None,
             link_timeout: Duration::from_secs(1),
             hsm_simulator: true,
+            load_cards: 0,
         }
     }
 }
@@ -475,6 +480,8 @@ impl Stack {
             .resolve_keys()
             .map_err(|e| step_err("center")(&e))?;
         seed_demo(&registry, &soft, keys.pvk.as_ref()).map_err(|e| step_err("center")(&e))?;
+        seed_load_cards(&registry, &soft, keys.pvk.as_ref(), options.load_cards)
+            .map_err(|e| step_err("center")(&e))?;
         center_config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         if let Some(amount) = options.drop_amount {
             center_config.faults.drop = Some(FaultSelector {
@@ -814,6 +821,41 @@ fn purse_serial(digits: &str) -> Result<[u8; 8], DemoError> {
         step: "purse card",
         detail: format!("serial {digits} is not 16 digits"),
     })
+}
+
+/// Seeds `n` load-test cards, each with its own account.
+fn seed_load_cards(
+    registry: &Registry,
+    hsm: &SoftHsm,
+    pvk: Option<&pboc_sam::KeyRef>,
+    n: usize,
+) -> Result<(), crate::center::CenterError> {
+    use crate::loadtest::{LOAD_CARD_BALANCE, LOAD_CARD_PIN, load_card_pan};
+    for i in 0..n {
+        let pan = load_card_pan(i);
+        let account = format!("LOAD-{i:05}");
+        registry.add_account(&account, LOAD_CARD_BALANCE, "load test")?;
+        let pin_data = match pvk {
+            Some(k) => Some(crate::center::pin_verification_data(
+                hsm,
+                k,
+                &pan,
+                LOAD_CARD_PIN,
+            )?),
+            None => None,
+        };
+        registry.add_card(&crate::center::NewCard {
+            number: pan,
+            kind: crate::center::CardKind::Bank,
+            account,
+            status: crate::center::CardStatus::Active,
+            expiry: "3012".to_owned(),
+            pin_data,
+            single_limit: None,
+            daily_limit: Some(u64::MAX / 4),
+        })?;
+    }
+    Ok(())
 }
 
 /// The center's kind name of a journal kind that moves money or asks for a balance.

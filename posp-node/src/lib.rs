@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod front;
 pub mod init;
+pub mod loadtest;
 pub mod possim;
 pub mod store;
 pub mod supervisor;

@@ -49,6 +49,9 @@ enum Command {
     /// The main job: HSM simulator, center, front end and terminals on loopback run one
     /// scripted business day and print a summary.
     Demo(posp_node::demo::DemoArgs),
+    /// Measure end-to-end throughput and latency: a bare echo server, echo through the front
+    /// end, and purchases through the front end and the center.
+    LoadTest(posp_node::loadtest::LoadTestArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Init(args) => posp_node::init::run(args),
         Command::Front(args) => posp_node::front::run(args),
         Command::Demo(args) => posp_node::demo::run(args),
+        Command::LoadTest(args) => posp_node::loadtest::run(args),
         Command::Status(args) => posp_node::front::admin::run_status(args),
         Command::PosSim(args) => posp_node::possim::run(args),
         Command::Center(args) => posp_node::center::run(args),

@@ -133,3 +133,45 @@ fn the_demo_command_exits_0_and_prints_the_summary() {
     assert!(stdout.contains("3 terminals: 6 transactions, 6 approved"));
     assert!(stdout.contains("DEMO OK in "));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_test_runs_its_three_phases_and_all_are_approved() {
+    use posp_node::loadtest::{LoadTestOptions, run_load_test};
+    let report = run_load_test(&LoadTestOptions {
+        terminals: 3,
+        transactions: 7,
+        hsm_simulator: false,
+        data_dir: None,
+        progress: false,
+    })
+    .await
+    .unwrap();
+    let phases: Vec<(&str, u64, u64, u64)> = report
+        .phases
+        .iter()
+        .map(|p| {
+            (
+                p.name,
+                p.report.transactions,
+                p.report.approved,
+                p.report.sign_in_failures,
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("bare echo", 21, 21, 0),
+            ("front-end echo", 21, 21, 0),
+            ("purchases", 21, 21, 0),
+        ]
+    );
+    let echoes = &report.phases[1].report.by_operation[&Operation::Echo];
+    assert_eq!((echoes.sent, echoes.approved), (21, 21));
+    let purchases = &report.phases[2].report.by_operation[&Operation::Purchase];
+    assert_eq!((purchases.sent, purchases.approved), (21, 21));
+    assert!(report.all_approved());
+    let text = report.to_string();
+    assert!(text.starts_with("3 terminals x 7 transactions per phase, HSM: in-process SoftHsm\n"));
+    assert!(text.contains("| purchases | 21 | 21 |"));
+}

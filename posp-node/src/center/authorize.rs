@@ -527,9 +527,7 @@ impl Authorizer {
         let (req, now, limits, window) = (req.clone(), now.clone(), self.limits, self.window_ms);
         self.registry
             .call(move |c| {
-                let tx = c.transaction().map_err(db("begin"))?;
-                let d = decide_card_debit(&tx, &req, &now, &limits, window, pin)?;
-                tx.commit().map_err(db("commit"))?;
+                let d = decide_card_debit(c, &req, &now, &limits, window, pin)?;
                 Ok(d)
             })
             .await
@@ -540,9 +538,7 @@ impl Authorizer {
         let (req, now, window) = (req.clone(), now.clone(), self.window_ms);
         self.registry
             .call(move |c| {
-                let tx = c.transaction().map_err(db("begin"))?;
-                let d = decide_credit_back(&tx, &req, &now, window)?;
-                tx.commit().map_err(db("commit"))?;
+                let d = decide_credit_back(c, &req, &now, window)?;
                 Ok(d)
             })
             .await
@@ -594,9 +590,7 @@ impl Authorizer {
         let (req, now, limits, window) = (req.clone(), now.clone(), self.limits, self.window_ms);
         self.registry
             .call(move |c| {
-                let tx = c.transaction().map_err(db("begin"))?;
-                let d = decide_load(&tx, &req, &now, &limits, window, &tlv, mac2)?;
-                tx.commit().map_err(db("commit"))?;
+                let d = decide_load(c, &req, &now, &limits, window, &tlv, mac2)?;
                 Ok(d)
             })
             .await
@@ -623,9 +617,7 @@ impl Authorizer {
         let (req, now, window) = (req.clone(), now.clone(), self.window_ms);
         self.registry
             .call(move |c| {
-                let tx = c.transaction().map_err(db("begin"))?;
-                let d = decide_load_confirm(&tx, &req, &now, window, found, tac, verdict)?;
-                tx.commit().map_err(db("commit"))?;
+                let d = decide_load_confirm(c, &req, &now, window, found, tac, verdict)?;
                 Ok(d)
             })
             .await
@@ -669,9 +661,7 @@ impl Authorizer {
         let (req, now, window) = (req.clone(), now.clone(), self.window_ms);
         self.registry
             .call(move |c| {
-                let tx = c.transaction().map_err(db("begin"))?;
-                let d = decide_reversal(&tx, &req, &now, window)?;
-                tx.commit().map_err(db("commit"))?;
+                let d = decide_reversal(c, &req, &now, window)?;
                 Ok(d)
             })
             .await
