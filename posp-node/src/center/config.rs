@@ -12,6 +12,7 @@
 //! max_frame = 4096
 //! shutdown_grace = "2s"
 //! duplicate_window = "24h"
+//! reply_to = { "48030000" = "127.0.0.1:5871" }  # simplex front ends: where their replies go
 //!
 //! [center.hsm]                       # an in-process SoftHsm, or remote HSMs in a pool
 //! lmk_file = "lmk.txt"
@@ -31,6 +32,7 @@
 //! Keys never appear in clear: each is a [`KeySpec`] (`type`, `cryptogram`, `kcv`), the same
 //! shape the front end's `[keys]` section uses. Durations are humantime (`250ms`, `2s`, `24h`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -78,6 +80,17 @@ pub struct CenterConfig {
     /// original within it (default 24h: upstream STANs are unique per day).
     #[serde(default = "default_window", with = "humantime_serde")]
     pub duplicate_window: Duration,
+    /// `reply_to`: the front ends whose links are simplex long connections, by acquirer id
+    /// (field 32) -> the front end's `receive_address` (`host:port`). The center keeps its
+    /// own connection to each (reconnecting with backoff from 100 ms doubling to 5 s) and
+    /// sends every reply to a request carrying that field 32, echoes included, there instead
+    /// of on the connection the request came on; it never reads requests from it. Replies
+    /// made while that connection is down are lost (the front end has failed those requests
+    /// already and reverses them). Acquirers not listed get their replies on the request's
+    /// own connection (full-duplex-long, half-duplex-long, full-duplex-short). Each key must
+    /// be one of `acquirers`. Default: empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reply_to: BTreeMap<String, String>,
     /// `[center.hsm]`: where key operations run.
     pub hsm: CenterHsmConfig,
     /// `[center.keys]`: the zone keys and the PBOC master keys.
@@ -402,6 +415,7 @@ impl CenterConfig {
             max_frame: default_max_frame(),
             shutdown_grace: default_grace(),
             duplicate_window: default_window(),
+            reply_to: BTreeMap::new(),
             hsm: CenterHsmConfig {
                 lmk_file: Some(PathBuf::from("lmk.txt")),
                 remote: Vec::new(),
@@ -469,9 +483,26 @@ impl CenterConfig {
         ));
         out.push_str("# duplicate_window: how long 32+41+11 identifies one transaction.\n");
         out.push_str(&format!(
-            "duplicate_window = \"{}\"\n\n",
+            "duplicate_window = \"{}\"\n",
             humantime_serde::re::humantime::format_duration(self.duplicate_window)
         ));
+        out.push_str(
+            "# reply_to: front ends on simplex-long links, by acquirer id (field 32) -> their link's\n\
+             # receive_address. The center connects there itself and sends those acquirers' replies\n\
+             # (echoes included) on that connection only; others are answered on the connection the\n\
+             # request came on (full-duplex-long, half-duplex-long, full-duplex-short).\n",
+        );
+        if self.reply_to.is_empty() {
+            out.push_str("# reply_to = { \"48020000\" = \"127.0.0.1:5871\" }\n\n");
+        } else {
+            let pairs = self
+                .reply_to
+                .iter()
+                .map(|(a, r)| format!("\"{a}\" = \"{r}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.push_str(&format!("reply_to = {{ {pairs} }}\n\n"));
+        }
         out.push_str("[center.hsm]\n");
         out.push_str(
             "# lmk_file: an in-process SoftHsm on this LMK; or remote = [\"host:port\", ...].\n",
@@ -597,6 +628,24 @@ impl CenterConfig {
                 return Err(CenterError::config(key, "must be at least 1"));
             }
         }
+        for (acquirer, address) in &self.reply_to {
+            let at = format!("center.reply_to.{acquirer}");
+            if !self.acquirers.contains(acquirer) {
+                return Err(CenterError::config(
+                    at,
+                    format!("{acquirer:?} is not one of center.acquirers"),
+                ));
+            }
+            let port_ok = address.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+            });
+            if !port_ok {
+                return Err(CenterError::config(
+                    at,
+                    format!("{address:?} is not host:port (the front end's receive_address)"),
+                ));
+            }
+        }
         if !(64..=65_535).contains(&self.max_frame) {
             return Err(CenterError::config(
                 "center.max_frame",
@@ -662,5 +711,45 @@ impl CenterConfig {
             pvk,
             issuer,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn reply_to_round_trips_through_the_commented_section() {
+        let mut c = CenterConfig::example();
+        let text = c.to_toml_section();
+        assert!(text.contains("# reply_to = { \"48020000\" = \"127.0.0.1:5871\" }\n"));
+        assert!(CenterConfig::from_toml(&text).unwrap().reply_to.is_empty());
+        c.reply_to = BTreeMap::from([("48020000".to_owned(), "fe1.example:5871".to_owned())]);
+        let text = c.to_toml_section();
+        assert!(text.contains("\nreply_to = { \"48020000\" = \"fe1.example:5871\" }\n"));
+        let back = CenterConfig::from_toml(&text).unwrap();
+        assert_eq!(back.reply_to, c.reply_to);
+    }
+
+    #[test]
+    fn reply_to_names_a_configured_acquirer_and_a_host_and_port() {
+        let mut c = CenterConfig::example();
+        c.reply_to = BTreeMap::from([("48030000".to_owned(), "127.0.0.1:5871".to_owned())]);
+        assert_eq!(
+            c.check().unwrap_err().to_string(),
+            "config center.reply_to.48030000: \"48030000\" is not one of center.acquirers"
+        );
+        for bad in ["127.0.0.1", "127.0.0.1:0", ":5871", "127.0.0.1:70000"] {
+            c.reply_to = BTreeMap::from([("48020000".to_owned(), bad.to_owned())]);
+            assert_eq!(
+                c.check().unwrap_err().to_string(),
+                format!(
+                    "config center.reply_to.48020000: {bad:?} is not host:port (the front end's receive_address)"
+                )
+            );
+        }
+        c.reply_to = BTreeMap::from([("48020000".to_owned(), "[::1]:5871".to_owned())]);
+        c.check().unwrap();
     }
 }

@@ -1,7 +1,15 @@
 //! The TCP side: accept front-end connections (bounded), read `len2` frames, process
 //! requests concurrently (bounded per connection), apply the fault plan, write replies, and
 //! shut down gracefully.
+//!
+//! Replies go back on the connection the request came on (full-duplex-long, half-duplex-long
+//! and full-duplex-short front ends; a connection the front end closes after its answer is
+//! closed here once its requests are done), except for acquirers listed in `reply_to`
+//! (simplex-long front ends): the center keeps one outgoing connection per such acquirer to
+//! the front end's receive address, reconnecting with backoff, and writes those acquirers'
+//! replies there. It only writes on that connection; anything it receives there is ignored.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +36,16 @@ struct Shared {
     frame: FrameConfig,
     max_in_flight: usize,
     grace: Duration,
+    /// Replies for these acquirers (field 32) go to their simplex reply connection.
+    repliers: HashMap<String, mpsc::Sender<Vec<u8>>>,
 }
+
+/// The first delay before reconnecting a reply connection, doubled up to [`REPLY_BACKOFF_MAX`].
+const REPLY_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// The longest delay before reconnecting a reply connection.
+const REPLY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long one connection attempt to a reply address may take.
+const REPLY_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A running data-center host. Dropping it does not stop it; call
 /// [`Center::shutdown`].
@@ -67,6 +84,20 @@ impl Center {
         let mut frame = FrameConfig::len2();
         frame.max_frame(config.max_frame);
         let window_ms = i64::try_from(config.duplicate_window.as_millis()).unwrap_or(i64::MAX);
+        let (replies_done, done_rx) = watch::channel(false);
+        let mut repliers = HashMap::new();
+        let mut reply_tasks = Vec::new();
+        for (acquirer, address) in &config.reply_to {
+            let (tx, rx) = mpsc::channel(config.max_in_flight.saturating_mul(2).max(2));
+            repliers.insert(acquirer.clone(), tx);
+            reply_tasks.push(tokio::spawn(replier(
+                acquirer.clone(),
+                address.clone(),
+                frame,
+                rx,
+                done_rx.clone(),
+            )));
+        }
         let shared = Arc::new(Shared {
             auth: Authorizer {
                 hsm,
@@ -81,10 +112,18 @@ impl Center {
             frame,
             max_in_flight: config.max_in_flight,
             grace: config.shutdown_grace,
+            repliers,
         });
         let (stop, stopped) = watch::channel(false);
         let max_conns = config.max_connections;
-        let task = tokio::spawn(accept_loop(listener, shared, stopped, max_conns));
+        let task = tokio::spawn(async move {
+            accept_loop(listener, shared, stopped, max_conns).await;
+            // Every connection is done: the reply connections send what is queued and close.
+            let _ = replies_done.send(true);
+            for t in reply_tasks {
+                let _ = t.await;
+            }
+        });
         info!(address = %local_addr, "center listening");
         Ok(Center {
             local_addr,
@@ -151,18 +190,35 @@ async fn accept_loop(
     while conns.join_next().await.is_some() {}
 }
 
-/// The number of transaction messages on a connection and whether a message is one.
-fn transaction_fields(body: &[u8]) -> Option<(String, Option<u32>, Option<u64>)> {
-    let msg = decode(specs::cups_pos(), body).ok()?;
+/// What the server needs of a request before processing it.
+#[derive(Debug, Default)]
+struct RequestInfo {
+    /// MTI, STAN and amount of a transaction message (not 08xx), for the fault plan.
+    transaction: Option<(String, Option<u32>, Option<u64>)>,
+    /// Field 32, to route the reply.
+    acquirer: Option<String>,
+}
+
+fn request_info(body: &[u8]) -> RequestInfo {
+    let Ok(msg) = decode(specs::cups_pos(), body) else {
+        return RequestInfo::default();
+    };
+    let acquirer = msg.field(32).map(|f| f.to_string().trim_end().to_owned());
     if msg.mti().starts_with("08") {
-        return None;
+        return RequestInfo {
+            transaction: None,
+            acquirer,
+        };
     }
     let stan = msg
         .field(11)
         .and_then(|f| f.to_u64().ok())
         .and_then(|v| u32::try_from(v).ok());
     let amount = msg.field(4).and_then(|f| f.to_u64().ok());
-    Some((msg.mti().to_owned(), stan, amount))
+    RequestInfo {
+        transaction: Some((msg.mti().to_owned(), stan, amount)),
+        acquirer,
+    }
 }
 
 async fn connection(
@@ -208,12 +264,18 @@ async fn connection(
                 }
             };
             buf.drain(..used);
-            let plan = match transaction_fields(&body) {
+            let info = request_info(&body);
+            let plan = match &info.transaction {
                 Some((mti, stan, amount)) => {
                     count += 1;
-                    shared.faults.plan(count, &mti, stan, amount)
+                    shared.faults.plan(count, mti, *stan, *amount)
                 }
                 None => ReplyPlan::default(),
+            };
+            // A simplex front end gets its replies on the center's own connection to it.
+            let out = match info.acquirer.as_ref().and_then(|a| shared.repliers.get(a)) {
+                Some(replies) => replies.clone(),
+                None => tx.clone(),
             };
             let permit = tokio::select! {
                 p = Arc::clone(&permits).acquire_owned() => match p {
@@ -223,7 +285,6 @@ async fn connection(
                 _ = stopped.changed() => break 'read,
             };
             let sh = Arc::clone(&shared);
-            let out = tx.clone();
             let close = close_tx.clone();
             tasks.spawn(async move {
                 let reply = sh.auth.handle(&body).await;
@@ -277,4 +338,99 @@ async fn connection(
         write_task.abort();
     }
     info!(peer = %peer, "front end disconnected");
+}
+
+/// The reply connection of one simplex acquirer: connects to `address` with backoff and
+/// writes the replies queued on `rx`, until `done` turns true (then what is queued is
+/// written and the connection closed). Replies queued while it is not connected are lost.
+async fn replier(
+    acquirer: String,
+    address: String,
+    frame: FrameConfig,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut done: watch::Receiver<bool>,
+) {
+    let mut backoff = REPLY_BACKOFF_MIN;
+    loop {
+        if *done.borrow_and_update() {
+            return;
+        }
+        let attempt = tokio::time::timeout(REPLY_CONNECT_TIMEOUT, TcpStream::connect(&address));
+        let connected = tokio::select! {
+            r = attempt => r,
+            _ = done.changed() => return,
+        };
+        match connected {
+            Ok(Ok(stream)) => {
+                backoff = REPLY_BACKOFF_MIN;
+                let _ = stream.set_nodelay(true);
+                info!(acquirer = %acquirer, address = %address, "reply connection up");
+                if send_replies(stream, frame, &mut rx, &mut done).await {
+                    return;
+                }
+                warn!(acquirer = %acquirer, address = %address, "reply connection lost");
+            }
+            Ok(Err(e)) => {
+                debug!(acquirer = %acquirer, address = %address, "reply connect failed: {e}")
+            }
+            Err(_) => debug!(acquirer = %acquirer, address = %address, "reply connect timed out"),
+        }
+        let mut lost = 0usize;
+        while rx.try_recv().is_ok() {
+            lost += 1;
+        }
+        if lost > 0 {
+            warn!(acquirer = %acquirer, lost, code = "REPLY_LOST", "replies lost: no reply connection");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = done.changed() => return,
+        }
+        backoff = (backoff * 2).min(REPLY_BACKOFF_MAX);
+    }
+}
+
+/// Writes replies on one reply connection until it closes (false) or `done` (true, after
+/// writing what is queued and closing).
+async fn send_replies(
+    stream: TcpStream,
+    frame: FrameConfig,
+    rx: &mut mpsc::Receiver<Vec<u8>>,
+    done: &mut watch::Receiver<bool>,
+) -> bool {
+    let (mut reader, mut writer) = stream.into_split();
+    let mut chunk = vec![0u8; 1024];
+    let mut out = Vec::with_capacity(1024);
+    loop {
+        tokio::select! {
+            body = rx.recv() => {
+                let Some(body) = body else { break };
+                out.clear();
+                if let Err(e) = frame.encode(None, None, &body, &mut out) {
+                    warn!("reply not framed: {e}");
+                    continue;
+                }
+                if writer.write_all(&out).await.is_err() {
+                    return false;
+                }
+            }
+            // The front end sends nothing here; a read only tells that it closed.
+            n = reader.read(&mut chunk) => match n {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            },
+            _ = done.changed() => break,
+        }
+    }
+    while let Ok(body) = rx.try_recv() {
+        out.clear();
+        if frame.encode(None, None, &body, &mut out).is_err() {
+            continue;
+        }
+        if writer.write_all(&out).await.is_err() {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+    true
 }
