@@ -245,17 +245,21 @@ fn default_conn_in_flight() -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LinkMode {
-    /// One long-lived socket carrying requests and responses interleaved, matched by key;
-    /// up to `max_in_flight` requests outstanding (the main mode).
+    /// Full-duplex long connection (全双工长连接): one long-lived socket carrying requests and
+    /// responses interleaved, matched by key; up to `max_in_flight` requests outstanding (the
+    /// main mode).
     FullDuplexLong,
     /// Half-duplex long connection (半双工长连接): one long-lived socket, one outstanding
     /// request at a time, the others queued (`max_in_flight` is taken as 1).
     HalfDuplexLong,
-    /// Simplex long connection (单工长连接, two sockets): not supported in this version;
-    /// refused by validation.
+    /// Simplex long connection (单工长连接): two long-lived sockets. The front end connects
+    /// to `address` and only sends requests there; the center connects to the front end's
+    /// `receive_address` and only sends responses there. The link is up only while both
+    /// are; responses are matched as in full-duplex-long.
     SimplexLong,
-    /// Full-duplex short connection (全双工短连接, a connection per exchange): not supported
-    /// in this version; refused by validation.
+    /// Full-duplex short connection (全双工短连接): a new connection per exchange (request
+    /// written, response read, connection closed), at most `max_in_flight` at once; the
+    /// link's state comes from an echo probe every `heartbeat` and from each exchange.
     FullDuplexShort,
 }
 
@@ -273,10 +277,18 @@ pub struct LinkConfig {
     /// `framing`: the upstream framing; only `len2` (2-byte binary length).
     #[serde(default = "default_len2")]
     pub framing: String,
-    /// `mode`: `full-duplex-long` (pipelined, matched) or `half-duplex-long` (one request
-    /// outstanding); `simplex-long` and `full-duplex-short` are not supported yet.
+    /// `mode`: `full-duplex-long` (one socket, pipelined, matched; the default),
+    /// `half-duplex-long` (one socket, one request outstanding), `simplex-long` (a sending
+    /// socket to `address` and a receiving socket the center opens to `receive_address`) or
+    /// `full-duplex-short` (a connection per exchange). See [`LinkMode`].
     #[serde(default = "default_mode")]
     pub mode: LinkMode,
+    /// `receive_address`: simplex-long only, and required there: where the front end
+    /// listens for the center's connection carrying the responses (`ip:port`). The center's
+    /// `[center] reply_to` names this address for the node's acquirer id. Only one
+    /// connection is kept: a newer one from the center replaces the older.
+    #[serde(default)]
+    pub receive_address: Option<SocketAddr>,
     /// `timeout`: how long a request waits for its response (default 5s).
     #[serde(default = "default_link_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -284,16 +296,22 @@ pub struct LinkConfig {
     #[serde(default = "default_connect", with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// `max_in_flight`: requests outstanding at once; more wait for a slot within their
-    /// timeout (default 256).
+    /// timeout (default 256). In full-duplex-short mode it is also the most connections
+    /// open at once.
     #[serde(default = "default_link_in_flight")]
     pub max_in_flight: usize,
-    /// `reconnect_min`: the first reconnection delay, doubled after each failure (default 200ms).
+    /// `reconnect_min`: the first reconnection delay, doubled after each failure (default
+    /// 200ms). In full-duplex-short mode: the first delay between probes while the link is
+    /// down.
     #[serde(default = "default_reconnect_min", with = "humantime_serde")]
     pub reconnect_min: Duration,
     /// `reconnect_max`: the longest reconnection delay (default 10s).
     #[serde(default = "default_reconnect_max", with = "humantime_serde")]
     pub reconnect_max: Duration,
-    /// `heartbeat`: an idle link sends an echo (0820, 60.3 = 301) this often (default 30s).
+    /// `heartbeat`: an idle link sends an echo (0820, 60.3 = 301) this often (default 30s);
+    /// an echo without an answer closes the connection(s). In full-duplex-short mode the
+    /// echo is the readiness probe, sent on its own connection when no exchange succeeded
+    /// for this long.
     #[serde(default = "default_heartbeat", with = "humantime_serde")]
     pub heartbeat: Duration,
     /// `max_frame`: the largest frame accepted from the center (default 4096).
@@ -732,11 +750,34 @@ impl Config {
                     format!("{:?}: only \"len2\" is supported", l.framing),
                 ));
             }
-            if matches!(l.mode, LinkMode::SimplexLong | LinkMode::FullDuplexShort) {
-                return Err(invalid(
-                    format!("{at}.mode"),
-                    "only full-duplex-long and half-duplex-long are supported in this version",
-                ));
+            match (l.mode, l.receive_address) {
+                (LinkMode::SimplexLong, None) => {
+                    return Err(invalid(
+                        format!("{at}.receive_address"),
+                        "required with mode = \"simplex-long\": where the center connects to send responses",
+                    ));
+                }
+                (LinkMode::SimplexLong, Some(addr)) => {
+                    let taken = self
+                        .listeners
+                        .iter()
+                        .map(|t| t.address)
+                        .chain(self.admin.as_ref().map(|a| a.address))
+                        .any(|other| other == addr && addr.port() != 0);
+                    if taken {
+                        return Err(invalid(
+                            format!("{at}.receive_address"),
+                            format!("{addr} is also a [[listener]] or the admin address"),
+                        ));
+                    }
+                }
+                (_, None) => {}
+                (_, Some(_)) => {
+                    return Err(invalid(
+                        format!("{at}.receive_address"),
+                        "only used with mode = \"simplex-long\"",
+                    ));
+                }
             }
             if l.max_in_flight == 0 || l.max_in_flight > 100_000 {
                 return Err(invalid(
@@ -920,8 +961,19 @@ address = "127.0.0.1:5880"
         );
         assert_eq!(
             Config::from_toml(&text).unwrap_err().to_string(),
-            "config key link[0].mode: only full-duplex-long and half-duplex-long are supported in this version"
+            "config key link[0].receive_address: required with mode = \"simplex-long\": where the center connects to send responses"
         );
+        let text = sample().replace(
+            "name = \"center\"",
+            "name = \"center\"\nreceive_address = \"127.0.0.1:5871\"",
+        );
+        assert_eq!(
+            Config::from_toml(&text).unwrap_err().to_string(),
+            "config key link[0].receive_address: only used with mode = \"simplex-long\""
+        );
+        let text = sample().replace("name = \"center\"", "name = \"center\"\nmode = \"duplex\"");
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("unknown variant `duplex`"), "{e}");
         let text = sample().replace("zak = { type = \"ZAK\"", "zak = { type = \"ZPK\"");
         assert_eq!(
             Config::from_toml(&text).unwrap_err().to_string(),
@@ -947,5 +999,36 @@ address = "127.0.0.1:5880"
         );
         let c = Config::from_toml(&text).unwrap();
         assert_eq!(c.links[0].effective_in_flight(), 1);
+    }
+
+    #[test]
+    fn every_mode_is_accepted_with_the_keys_it_needs() {
+        let text = sample().replace(
+            "name = \"center\"",
+            "name = \"center\"\nmode = \"simplex-long\"\nreceive_address = \"127.0.0.1:5871\"",
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(c.links[0].mode, LinkMode::SimplexLong);
+        assert_eq!(
+            c.links[0].receive_address,
+            Some(SocketAddr::from(([127, 0, 0, 1], 5871)))
+        );
+        assert_eq!(c.links[0].effective_in_flight(), 256);
+        let text = sample().replace(
+            "name = \"center\"",
+            "name = \"center\"\nmode = \"simplex-long\"\nreceive_address = \"127.0.0.1:5880\"",
+        );
+        assert_eq!(
+            Config::from_toml(&text).unwrap_err().to_string(),
+            "config key link[0].receive_address: 127.0.0.1:5880 is also a [[listener]] or the admin address"
+        );
+        let text = sample().replace(
+            "name = \"center\"",
+            "name = \"center\"\nmode = \"full-duplex-short\"\nmax_in_flight = 8",
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(c.links[0].mode, LinkMode::FullDuplexShort);
+        assert_eq!(c.links[0].receive_address, None);
+        assert_eq!(c.links[0].effective_in_flight(), 8);
     }
 }

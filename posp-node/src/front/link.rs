@@ -1,9 +1,16 @@
-//! The upstream link to the center: one long-lived TCP connection (`len2` framing,
-//! `cups-pos` messages) carrying requests and responses interleaved, matched by key.
+//! The upstream link to the center (`len2` framing, `cups-pos` messages): requests and
+//! responses matched by key, over the sockets the link's [`LinkMode`] says.
+//!
+//! | mode | sockets | up when |
+//! |---|---|---|
+//! | `full-duplex-long` | one long-lived connection to `address`, requests pipelined | connected |
+//! | `half-duplex-long` | as full-duplex, one request outstanding (`max_in_flight` = 1) | connected |
+//! | `simplex-long` | a long-lived connection to `address` the front end only sends on, and one the center opens to `receive_address` and only sends responses on | both connected |
+//! | `full-duplex-short` | a new connection to `address` per exchange (request, response, close), at most `max_in_flight` at once | the last probe or exchange reached the center |
 //!
 //! - **Matching key**: MTI class (first two digits) + field 32 + field 41 + field 11, the
 //!   STAN being the front end's upstream STAN ([`Link::alloc_stan`]: per link, 1 to 999999,
-//!   never one that is in flight).
+//!   never one that is in flight). Every mode matches the same way.
 //! - The pending entry is registered **before** the request is written; a second request
 //!   with a key in flight is refused ([`LinkError::Duplicate`]).
 //! - At most `max_in_flight` requests are outstanding (1 in half-duplex mode); a request
@@ -12,9 +19,19 @@
 //!   key is remembered (bounded by `late_memory`) so that a late response is recognised.
 //!   Responses that match nothing go to the late handler ([`Link::take_late`]): they are
 //!   logged and journaled there, never dropped silently.
-//! - When the connection drops every pending request fails with [`LinkError::Dropped`]; the
-//!   link reconnects with exponential backoff. An idle link sends an echo (0820, 60.3 =
-//!   `301`) every `heartbeat`; an echo without an answer closes the connection.
+//! - **Long modes**: when the link goes down (any of its sockets drops) every pending
+//!   request fails with [`LinkError::Dropped`]; the front end reconnects its outgoing socket
+//!   with exponential backoff (`reconnect_min` doubling to `reconnect_max`), and in simplex
+//!   mode waits for the center to connect again to `receive_address` (a newer connection
+//!   from the center replaces an older one). An idle link sends an echo (0820, 60.3 =
+//!   `301`) every `heartbeat`; an echo without an answer closes the connection(s). In simplex
+//!   mode anything the center sends on the sending socket is taken as a response too.
+//! - **Short mode**: an exchange that cannot connect fails with [`LinkError::Down`]
+//!   (nothing was written) and marks the link down; one that gets its response marks it up.
+//!   A connection that closes before the response fails its request with
+//!   [`LinkError::Dropped`]. The readiness probe is the echo, on its own connection, when no
+//!   exchange succeeded for `heartbeat` (every `reconnect_min` doubling to `reconnect_max`
+//!   while the link is down).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -24,12 +41,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use iso8583_wire::frame::FrameConfig;
 use iso8583_wire::{MessageBuf, decode, specs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep, timeout, timeout_at};
 use tracing::{debug, info, warn};
 
-use crate::config::LinkConfig;
+use crate::config::{LinkConfig, LinkMode};
 
 /// Why an exchange failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +139,50 @@ struct Pending {
     stans: HashSet<u32>,
 }
 
+/// Which sockets of a long-mode link are connected.
+#[derive(Default)]
+struct Halves {
+    send: bool,
+    recv: bool,
+}
+
+/// What a long-lived socket does for the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Requests out and responses in (full- and half-duplex).
+    Both,
+    /// Requests out (simplex); anything received is still delivered.
+    Send,
+    /// Responses in (simplex, the connection the center opened).
+    Recv,
+}
+
+impl Role {
+    fn sends(self) -> bool {
+        matches!(self, Role::Both | Role::Send)
+    }
+
+    fn receives(self) -> bool {
+        matches!(self, Role::Both | Role::Recv)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Both => "connection",
+            Role::Send => "sending socket",
+            Role::Recv => "receiving socket",
+        }
+    }
+}
+
+/// How a served socket ended.
+enum Served {
+    /// Closed (by either side, an error, a failed echo or shutdown).
+    Closed,
+    /// A newer connection from the center replaced it (simplex receiving socket).
+    Replaced(TcpStream),
+}
+
 #[derive(Default)]
 struct LateMemory {
     map: HashMap<String, Option<i64>>,
@@ -131,9 +192,10 @@ struct LateMemory {
 /// Counters of a link.
 #[derive(Debug, Default)]
 pub struct LinkCounters {
-    /// Connections made.
+    /// Times the link came up (both sockets in simplex mode; in short mode, a probe or an
+    /// exchange reaching the center after the link was down).
     pub connects: AtomicU64,
-    /// Connections lost.
+    /// Times the link went down.
     pub disconnects: AtomicU64,
     /// Requests written.
     pub sent: AtomicU64,
@@ -141,6 +203,9 @@ pub struct LinkCounters {
     pub matched: AtomicU64,
     /// Requests timed out.
     pub timeouts: AtomicU64,
+    /// Frames the center sent on a simplex link's sending socket, where none are expected
+    /// (handled as responses all the same).
+    pub wrong_socket: AtomicU64,
 }
 
 /// A link to the center. Share it with an `Arc`; [`Link::run`] keeps it connected.
@@ -149,6 +214,9 @@ pub struct Link {
     acquirer: String,
     frame: FrameConfig,
     up: AtomicBool,
+    halves: Mutex<Halves>,
+    last_ok: Mutex<Option<Instant>>,
+    probe_wake: Notify,
     conn: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
     pending: Mutex<Pending>,
     slots: Semaphore,
@@ -182,6 +250,9 @@ impl Link {
             acquirer: acquirer.to_owned(),
             frame,
             up: AtomicBool::new(false),
+            halves: Mutex::new(Halves::default()),
+            last_ok: Mutex::new(None),
+            probe_wake: Notify::new(),
             conn: Mutex::new(None),
             pending: Mutex::new(Pending::default()),
             stan: AtomicU32::new(0),
@@ -263,24 +334,30 @@ impl Link {
             Ok(Ok(p)) => p,
             _ => return Err(LinkError::Busy),
         };
+        let mut framed = Vec::with_capacity(body.len() + 2);
+        self.frame
+            .encode(None, None, body, &mut framed)
+            .map_err(|_| LinkError::Frame)?;
+        if self.cfg.mode == LinkMode::FullDuplexShort {
+            return self
+                .exchange_short(&framed, key, stan, journal_id, deadline)
+                .await;
+        }
+        if !self.is_up() {
+            return Err(LinkError::Down);
+        }
         let tx = self
             .conn
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or(LinkError::Down)?;
-        let mut framed = Vec::with_capacity(body.len() + 2);
-        self.frame
-            .encode(None, None, body, &mut framed)
-            .map_err(|_| LinkError::Frame)?;
-        let (otx, orx) = oneshot::channel();
-        {
-            let mut p = self.lock_pending();
-            if p.by_key.contains_key(key) {
-                return Err(LinkError::Duplicate);
-            }
-            p.by_key.insert(key.to_owned(), Waiter { tx: otx, stan });
-            p.stans.insert(stan);
+        let orx = self.register(key, stan)?;
+        // The link may have gone down between the check and the registration (a simplex
+        // receiving socket dropping leaves the sending one open): nothing is written then.
+        if !self.is_up() {
+            self.forget(key);
+            return Err(LinkError::Down);
         }
         if tx.send(framed).await.is_err() {
             self.forget(key);
@@ -290,13 +367,120 @@ impl Link {
         match timeout_at(deadline, orx).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(_)) => Err(LinkError::Dropped),
-            Err(_) => {
-                // Remember first, then forget the waiter: a response racing the timeout
-                // finds one or the other.
-                self.remember_late(key, journal_id);
+            Err(_) => Err(self.timed_out(key, journal_id)),
+        }
+    }
+
+    /// Registers the waiter of `key` (refused if one is in flight).
+    fn register(&self, key: &str, stan: u32) -> Result<oneshot::Receiver<Vec<u8>>, LinkError> {
+        let (otx, orx) = oneshot::channel();
+        let mut p = self.lock_pending();
+        if p.by_key.contains_key(key) {
+            return Err(LinkError::Duplicate);
+        }
+        p.by_key.insert(key.to_owned(), Waiter { tx: otx, stan });
+        p.stans.insert(stan);
+        Ok(orx)
+    }
+
+    fn timed_out(&self, key: &str, journal_id: Option<i64>) -> LinkError {
+        // Remember first, then forget the waiter: a response racing the timeout finds one
+        // or the other.
+        self.remember_late(key, journal_id);
+        self.forget(key);
+        self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+        LinkError::Timeout
+    }
+
+    /// One exchange on a connection of its own (full-duplex-short).
+    async fn exchange_short(
+        &self,
+        framed: &[u8],
+        key: &str,
+        stan: u32,
+        journal_id: Option<i64>,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, LinkError> {
+        let mut orx = self.register(key, stan)?;
+        let connect_by = deadline.min(Instant::now() + self.cfg.connect_timeout);
+        let mut stream = match timeout_at(connect_by, TcpStream::connect(&self.cfg.address)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
                 self.forget(key);
-                self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
-                Err(LinkError::Timeout)
+                debug!(link = %self.cfg.name, error = %e, "connect failed");
+                self.mark_short(false);
+                return Err(LinkError::Down);
+            }
+            Err(_) => {
+                self.forget(key);
+                debug!(link = %self.cfg.name, "connect timed out");
+                self.mark_short(false);
+                return Err(LinkError::Down);
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        match timeout_at(deadline, stream.write_all(framed)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                self.forget(key);
+                return Err(LinkError::Dropped);
+            }
+            Err(_) => return Err(self.timed_out(key, journal_id)),
+        }
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        let mut buf: Vec<u8> = Vec::with_capacity(512);
+        let mut chunk = vec![0u8; 4096];
+        let read = async {
+            loop {
+                tokio::select! {
+                    // The response first: a center may close right after writing it.
+                    biased;
+                    r = &mut orx => return r.map_err(|_| LinkError::Dropped),
+                    n = stream.read(&mut chunk) => {
+                        let n = match n {
+                            Ok(0) | Err(_) => return Err(LinkError::Dropped),
+                            Ok(n) => n,
+                        };
+                        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                        if self.take_frames(&mut buf).is_none() {
+                            return Err(LinkError::Dropped);
+                        }
+                    }
+                }
+            }
+        };
+        let result = match timeout_at(deadline, read).await {
+            Ok(r) => r,
+            Err(_) => Err(self.timed_out(key, journal_id)),
+        };
+        // Whatever happened, this request no longer waits on the connection.
+        if matches!(result, Err(LinkError::Dropped)) {
+            self.forget(key);
+        }
+        if result.is_ok() {
+            self.mark_short(true);
+        }
+        let _ = stream.shutdown().await;
+        result
+    }
+
+    /// Delivers every whole frame in `buf`: how many, or `None` on a bad frame.
+    fn take_frames(&self, buf: &mut Vec<u8>) -> Option<u64> {
+        let mut n = 0;
+        loop {
+            match self.frame.decode(buf) {
+                Ok(Some((frame, used))) => {
+                    let body = frame.body.to_vec();
+                    buf.drain(..used);
+                    self.deliver(body);
+                    n += 1;
+                }
+                Ok(None) => return Some(n),
+                Err(e) => {
+                    warn!(link = %self.cfg.name, error = %e, code = "LINK_FRAME", "bad frame from the center");
+                    buf.clear();
+                    return None;
+                }
             }
         }
     }
@@ -358,9 +542,36 @@ impl Link {
         self.late_rx.lock().await.recv().await
     }
 
-    /// Keeps the link connected until `shutdown` turns true: connects with backoff, reads
-    /// responses, sends heartbeats.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// Keeps the link up until `shutdown` turns true, as its mode says: connects with
+    /// backoff, accepts the center's connection (simplex), reads responses, sends
+    /// heartbeats, probes (short mode).
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        match self.cfg.mode {
+            LinkMode::FullDuplexShort => self.run_short(shutdown).await,
+            LinkMode::SimplexLong => {
+                let (kick, _) = watch::channel(0u64);
+                tokio::join!(
+                    self.connect_loop(Role::Send, shutdown.clone(), &kick),
+                    self.accept_loop(shutdown, &kick),
+                );
+            }
+            LinkMode::FullDuplexLong | LinkMode::HalfDuplexLong => {
+                let (kick, _) = watch::channel(0u64);
+                self.connect_loop(Role::Both, shutdown, &kick).await;
+            }
+        }
+        *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.set_halves(Some(false), Some(false));
+        self.mark_short(false);
+    }
+
+    /// Connects to the center with backoff and serves the connection, again and again.
+    async fn connect_loop(
+        self: &Arc<Self>,
+        role: Role,
+        mut shutdown: watch::Receiver<bool>,
+        kick: &watch::Sender<u64>,
+    ) {
         let mut backoff = self.cfg.reconnect_min;
         while !*shutdown.borrow() {
             let attempt = timeout(
@@ -375,11 +586,9 @@ impl Link {
                 Ok(Ok(stream)) => {
                     backoff = self.cfg.reconnect_min;
                     let _ = stream.set_nodelay(true);
-                    info!(link = %self.cfg.name, address = %self.cfg.address, "link up");
-                    self.counters.connects.fetch_add(1, Ordering::Relaxed);
-                    self.serve(stream, &mut shutdown).await;
-                    self.counters.disconnects.fetch_add(1, Ordering::Relaxed);
-                    warn!(link = %self.cfg.name, "link down");
+                    info!(link = %self.cfg.name, address = %self.cfg.address, socket = role.name(), "connected to the center");
+                    self.serve(stream, role, &mut shutdown, kick, None).await;
+                    warn!(link = %self.cfg.name, socket = role.name(), "closed");
                 }
                 Ok(Err(e)) => {
                     debug!(link = %self.cfg.name, error = %e, "connect failed");
@@ -395,45 +604,158 @@ impl Link {
             }
             backoff = (backoff * 2).min(self.cfg.reconnect_max);
         }
-        self.down();
     }
 
-    fn down(&self) {
-        self.up.store(false, Ordering::Release);
-        *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    /// Simplex: listens on `receive_address` and serves the center's connection (a newer one
+    /// replaces it).
+    async fn accept_loop(
+        self: &Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+        kick: &watch::Sender<u64>,
+    ) {
+        let Some(addr) = self.cfg.receive_address else {
+            warn!(link = %self.cfg.name, code = "CONFIG", "simplex link without receive_address");
+            return;
+        };
+        let mut backoff = self.cfg.reconnect_min;
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    warn!(link = %self.cfg.name, address = %addr, error = %e, code = "LINK_BIND", "cannot listen on receive_address; retrying");
+                }
+            }
+            tokio::select! {
+                _ = sleep(backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(self.cfg.reconnect_max);
+        };
+        info!(link = %self.cfg.name, address = %addr, "listening for the center's responses");
+        let mut next: Option<TcpStream> = None;
+        while !*shutdown.borrow() {
+            let stream = match next.take() {
+                Some(s) => s,
+                None => tokio::select! {
+                    a = listener.accept() => match a {
+                        Ok((s, peer)) => {
+                            info!(link = %self.cfg.name, peer = %peer, "the center connected its responses");
+                            s
+                        }
+                        Err(e) => {
+                            debug!(link = %self.cfg.name, error = %e, "accept failed");
+                            tokio::select! {
+                                _ = sleep(self.cfg.reconnect_min) => {}
+                                _ = shutdown.changed() => break,
+                            }
+                            continue;
+                        }
+                    },
+                    _ = shutdown.changed() => break,
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            match self
+                .serve(stream, Role::Recv, &mut shutdown, kick, Some(&listener))
+                .await
+            {
+                Served::Replaced(s) => {
+                    warn!(link = %self.cfg.name, "a newer connection from the center replaces the receiving socket");
+                    next = Some(s);
+                }
+                Served::Closed => {
+                    warn!(link = %self.cfg.name, socket = Role::Recv.name(), "closed");
+                }
+            }
+        }
+    }
+
+    /// Marks sockets up or down; the link is up while both halves are. Going down fails
+    /// every pending request.
+    fn set_halves(&self, send: Option<bool>, recv: Option<bool>) {
+        let mut h = self.halves.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(v) = send {
+            h.send = v;
+        }
+        if let Some(v) = recv {
+            h.recv = v;
+        }
+        let now = h.send && h.recv;
+        let was = self.up.swap(now, Ordering::AcqRel);
+        if was && !now {
+            self.counters.disconnects.fetch_add(1, Ordering::Relaxed);
+            warn!(link = %self.cfg.name, "link down");
+            self.fail_pending();
+        } else if !was && now {
+            self.counters.connects.fetch_add(1, Ordering::Relaxed);
+            info!(link = %self.cfg.name, address = %self.cfg.address, "link up");
+            self.up_notify.notify_waiters();
+        }
+    }
+
+    fn fail_pending(&self) {
         // Dropping the waiters fails every pending request with `Dropped`.
         let mut p = self.lock_pending();
         p.by_key.clear();
         p.stans.clear();
     }
 
-    async fn serve(self: &Arc<Self>, stream: TcpStream, shutdown: &mut watch::Receiver<bool>) {
+    /// Serves one long-lived socket in its role until it closes (or, for the simplex
+    /// receiving socket, a newer connection arrives on `listener`).
+    async fn serve(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        role: Role,
+        shutdown: &mut watch::Receiver<bool>,
+        kick: &watch::Sender<u64>,
+        listener: Option<&TcpListener>,
+    ) -> Served {
         let (mut rd, mut wr) = stream.into_split();
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(self.cfg.effective_in_flight().max(1));
         let dead = Arc::new(Notify::new());
-        let writer_dead = dead.clone();
-        let writer = tokio::spawn(async move {
-            while let Some(frame) = rx.recv().await {
-                if wr.write_all(&frame).await.is_err() {
-                    break;
+        let mut writer = None;
+        if role.sends() {
+            let (tx, mut rx) = mpsc::channel::<Vec<u8>>(self.cfg.effective_in_flight().max(1));
+            let writer_dead = dead.clone();
+            writer = Some(tokio::spawn(async move {
+                while let Some(frame) = rx.recv().await {
+                    if wr.write_all(&frame).await.is_err() {
+                        break;
+                    }
                 }
-            }
-            writer_dead.notify_one();
-        });
-        *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
-        self.up.store(true, Ordering::Release);
-        self.up_notify.notify_waiters();
+                writer_dead.notify_one();
+            }));
+            *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        }
+        // A new receiver takes the current generation as seen: only later kicks count.
+        let mut kicked = kick.subscribe();
+        match role {
+            Role::Both => self.set_halves(Some(true), Some(true)),
+            Role::Send => self.set_halves(Some(true), None),
+            Role::Recv => self.set_halves(None, Some(true)),
+        }
 
         let mut buf: Vec<u8> = Vec::with_capacity(4096);
         let mut chunk = vec![0u8; 4096];
         let mut last_rx = Instant::now();
         let mut beat: Option<tokio::task::JoinHandle<bool>> = None;
+        let mut served = Served::Closed;
         loop {
             let idle_at = last_rx + self.cfg.heartbeat;
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = dead.notified() => break,
-                _ = tokio::time::sleep_until(idle_at), if beat.is_none() => {
+                _ = kicked.changed() => {
+                    warn!(link = %self.cfg.name, socket = role.name(), "closed to reconnect after a failed echo");
+                    break;
+                }
+                a = async { match listener { Some(l) => l.accept().await, None => std::future::pending().await } } => {
+                    if let Ok((s, peer)) = a {
+                        info!(link = %self.cfg.name, peer = %peer, "the center connected its responses again");
+                        served = Served::Replaced(s);
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep_until(idle_at), if beat.is_none() && role.receives() => {
                     let link = self.clone();
                     beat = Some(tokio::spawn(async move { link.heartbeat().await }));
                     last_rx = Instant::now();
@@ -442,6 +764,8 @@ impl Link {
                     beat = None;
                     if !ok {
                         warn!(link = %self.cfg.name, code = "HEARTBEAT_FAILED", "echo unanswered; reconnecting");
+                        // The sending socket of a simplex link reconnects too.
+                        kick.send_modify(|g| *g = g.wrapping_add(1));
                         break;
                     }
                 }
@@ -449,22 +773,13 @@ impl Link {
                     let n = match n { Ok(0) | Err(_) => break, Ok(n) => n };
                     last_rx = Instant::now();
                     buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-                    loop {
-                        match self.frame.decode(&buf) {
-                            Ok(Some((frame, used))) => {
-                                let body = frame.body.to_vec();
-                                buf.drain(..used);
-                                self.deliver(body);
-                            }
-                            Ok(None) => break,
-                            Err(e) => {
-                                warn!(link = %self.cfg.name, error = %e, code = "LINK_FRAME", "bad frame from the center; reconnecting");
-                                buf.clear();
-                                self.down();
-                                writer.abort();
-                                return;
-                            }
+                    match self.take_frames(&mut buf) {
+                        None => break,
+                        Some(frames) if frames > 0 && role == Role::Send => {
+                            self.counters.wrong_socket.fetch_add(frames, Ordering::Relaxed);
+                            warn!(link = %self.cfg.name, frames, code = "SIMPLEX_WRONG_SOCKET", "the center answered on the sending socket");
                         }
+                        Some(_) => {}
                     }
                 }
             }
@@ -472,25 +787,102 @@ impl Link {
         if let Some(h) = beat {
             h.abort();
         }
-        self.down();
-        writer.abort();
+        match role {
+            Role::Both => {
+                self.set_halves(Some(false), Some(false));
+                *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            }
+            Role::Send => {
+                self.set_halves(Some(false), None);
+                *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            }
+            Role::Recv => self.set_halves(None, Some(false)),
+        }
+        if let Some(w) = writer {
+            w.abort();
+        }
+        // The receiving socket's write half (never written) closes with `wr` here.
+        served
     }
 
-    /// Sends one echo and waits for its answer.
-    async fn heartbeat(&self) -> bool {
+    /// Short mode: the link's state from the last exchange or probe.
+    fn mark_short(&self, ok: bool) {
+        if self.cfg.mode != LinkMode::FullDuplexShort {
+            return;
+        }
+        if ok {
+            *self.last_ok.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        }
+        let was = self.up.swap(ok, Ordering::AcqRel);
+        if !was && ok {
+            self.counters.connects.fetch_add(1, Ordering::Relaxed);
+            info!(link = %self.cfg.name, address = %self.cfg.address, "link up (short connections)");
+            self.up_notify.notify_waiters();
+        } else if was && !ok {
+            self.counters.disconnects.fetch_add(1, Ordering::Relaxed);
+            warn!(link = %self.cfg.name, "link down (short connections)");
+            self.probe_wake.notify_one();
+        }
+    }
+
+    /// Short mode: probes the center with an echo on its own connection whenever no
+    /// exchange succeeded for `heartbeat`, and with backoff while the link is down.
+    async fn run_short(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = self.cfg.reconnect_min;
+        while !*shutdown.borrow() {
+            let last = *self.last_ok.lock().unwrap_or_else(PoisonError::into_inner);
+            if let (true, Some(t)) = (self.is_up(), last) {
+                let due = t + self.cfg.heartbeat;
+                if Instant::now() < due {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(due) => {}
+                        _ = self.probe_wake.notified() => {}
+                        _ = shutdown.changed() => break,
+                    }
+                    continue;
+                }
+            }
+            let probe = tokio::select! {
+                r = self.echo() => r,
+                _ = shutdown.changed() => break,
+            };
+            let pause = match probe {
+                Ok(_) => {
+                    backoff = self.cfg.reconnect_min;
+                    continue;
+                }
+                // All slots taken: exchanges are running and say how the center is.
+                Err(LinkError::Busy | LinkError::Duplicate) => self.cfg.reconnect_min,
+                Err(e) => {
+                    debug!(link = %self.cfg.name, error = %e, "probe failed");
+                    self.mark_short(false);
+                    let b = backoff;
+                    backoff = (backoff * 2).min(self.cfg.reconnect_max);
+                    b
+                }
+            };
+            tokio::select! {
+                _ = sleep(pause) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    /// Sends one echo (0820, 60.3 = `301`) and waits for its answer.
+    async fn echo(&self) -> Result<Vec<u8>, LinkError> {
         let stan = self.alloc_stan();
-        let mut m = match MessageBuf::new("0820") {
-            Ok(m) => m,
-            Err(_) => return false,
-        };
+        let mut m = MessageBuf::new("0820").map_err(|_| LinkError::Frame)?;
         m.set(11, format!("{stan:06}"))
             .set(32, self.acquirer.clone())
             .set(60, "00000000301".to_owned());
-        let Ok(body) = m.to_vec(specs::cups_pos()) else {
-            return false;
-        };
+        let body = m.to_vec(specs::cups_pos()).map_err(|_| LinkError::Frame)?;
         let key = match_key("0820", &self.acquirer, "", stan);
-        match self.exchange(&body, &key, stan, None).await {
+        self.exchange(&body, &key, stan, None).await
+    }
+
+    /// The heartbeat of a long-mode link: false only when the echo went unanswered.
+    async fn heartbeat(&self) -> bool {
+        match self.echo().await {
             Ok(_) => true,
             Err(e) => {
                 debug!(link = %self.cfg.name, error = %e, "heartbeat failed");

@@ -1,0 +1,491 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The four connection modes of the front end's link, end to end on loopback: `init` into a
+//! temporary directory, the real center with the demo cards (replying on its own connection
+//! to the front end's receive address for the simplex mode), the front end, and pos-sim
+//! terminals. For every mode: sign-in, an approved purchase with the center's authorization,
+//! and a purchase whose reply the center drops (98, one reversal acknowledged); for the long
+//! modes, the center restarting while a request is pending.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use pboc_sam::{Lmk, SoftHsm};
+use posp_node::center::{
+    AuthRecord, AuthState, Center, CenterConfig, FaultSelector, Registry, seed_demo,
+};
+use posp_node::config::{Config, LinkMode};
+use posp_node::front::{Front, FrontHandle};
+use posp_node::init::{self, OsRandom};
+use posp_node::possim::{CardHolder, Terminal, TerminalConfig, TerminalsFile, demo_card_holders};
+use posp_node::store::{EntryFilter, Journal, JournalEntry, TxnKind, TxnState};
+use tokio::time::{Instant, sleep};
+
+/// The purchase amount (fen) whose reply the center drops.
+const DROPPED: u64 = 8_888;
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn temp_dir(name: &str) -> PathBuf {
+    let n = SEQ.fetch_add(1, Ordering::SeqCst);
+    let d = std::env::temp_dir().join(format!("posp-links-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A free loopback port (for the simplex receive address the center must know first).
+fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A node: the center, the front end, the terminals, in `dir`.
+struct Node {
+    dir: PathBuf,
+    hsm: Arc<SoftHsm>,
+    center_config: CenterConfig,
+    center: Option<Center>,
+    front: FrontHandle,
+    terminals: Vec<TerminalConfig>,
+}
+
+async fn start_center(config: &CenterConfig, hsm: &Arc<SoftHsm>) -> Center {
+    let registry = Registry::open(&config.database).unwrap();
+    Center::start(config, hsm.clone(), registry).await.unwrap()
+}
+
+impl Node {
+    async fn start(name: &str, mode: LinkMode, link_timeout: Duration) -> Node {
+        Node::start_with(name, mode, link_timeout, None).await
+    }
+
+    /// [`Node::start`] with the link's heartbeat (the short mode's probe interval) when given.
+    async fn start_with(
+        name: &str,
+        mode: LinkMode,
+        link_timeout: Duration,
+        heartbeat: Option<Duration>,
+    ) -> Node {
+        let dir = temp_dir(name);
+        init::init(&dir).unwrap();
+        let mut config = Config::load(&dir.join("posp.toml")).unwrap();
+        let mut center_config = config.center.clone().unwrap();
+        let lmk = Lmk::load(dir.join("lmk.txt")).unwrap();
+        let hsm = Arc::new(SoftHsm::new(lmk, Box::new(OsRandom::open().unwrap())));
+
+        // The center: demo cards, the reply of a purchase of DROPPED fen dropped.
+        let registry = Registry::open(&center_config.database).unwrap();
+        let keys = center_config.resolve_keys().unwrap();
+        seed_demo(&registry, hsm.as_ref(), keys.pvk.as_ref()).unwrap();
+        drop(registry);
+        center_config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        center_config.shutdown_grace = Duration::from_millis(500);
+        center_config.faults.drop = Some(FaultSelector {
+            amounts: vec![DROPPED],
+            mtis: vec!["0200".to_owned()],
+            ..FaultSelector::default()
+        });
+        let receive = (mode == LinkMode::SimplexLong).then(free_addr);
+        if let Some(addr) = receive {
+            center_config.reply_to =
+                BTreeMap::from([(config.node.acquirer_id.clone(), addr.to_string())]);
+        }
+        let center = start_center(&center_config, &hsm).await;
+        // Restarts listen where the first start did.
+        center_config.listen = center.local_addr();
+
+        // The front end on loopback, the link in `mode`.
+        for l in &mut config.listeners {
+            l.address = SocketAddr::from(([127, 0, 0, 1], 0));
+        }
+        if let Some(admin) = &mut config.admin {
+            admin.address = SocketAddr::from(([127, 0, 0, 1], 0));
+        }
+        for link in &mut config.links {
+            link.address = center.local_addr().to_string();
+            link.mode = mode;
+            link.receive_address = receive;
+            link.timeout = link_timeout;
+            link.reconnect_min = Duration::from_millis(20);
+            link.reconnect_max = Duration::from_millis(200);
+            link.max_in_flight = 2;
+            if let Some(h) = heartbeat {
+                link.heartbeat = h;
+            }
+        }
+        config.saf.retry_interval = Duration::from_millis(100);
+        config.center = None;
+        let front = Front::start_with_hsm(config, hsm.clone()).await.unwrap();
+        assert!(front.wait_link_up(Duration::from_secs(10)).await, "link up");
+        let mut terminals = TerminalsFile::load(&dir.join("terminals.json"))
+            .unwrap()
+            .terminal_configs(Some(&front.local_addr().to_string()))
+            .unwrap();
+        for t in &mut terminals {
+            t.response_timeout = Duration::from_secs(20);
+        }
+        Node {
+            dir,
+            hsm,
+            center_config,
+            center: Some(center),
+            front,
+            terminals,
+        }
+    }
+
+    fn terminal(&self, i: usize) -> Terminal {
+        Terminal::new(self.terminals[i].clone())
+    }
+
+    fn registry(&self) -> Registry {
+        Registry::open(&self.center_config.database).unwrap()
+    }
+
+    async fn journal(&self) -> Vec<JournalEntry> {
+        self.front
+            .shared()
+            .store
+            .find(&EntryFilter::all(10_000))
+            .await
+            .unwrap()
+    }
+
+    /// The journal once no entry waits for its reversal (within 15 s).
+    async fn journal_settled(&self) -> Vec<JournalEntry> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let entries = self.journal().await;
+            let waiting = entries
+                .iter()
+                .any(|e| matches!(e.state, TxnState::TimedOut | TxnState::ReversalQueued));
+            if !waiting || Instant::now() >= deadline {
+                return entries;
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        self.front.shutdown().await;
+        if let Some(c) = self.center.take() {
+            c.shutdown().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rich() -> CardHolder {
+    demo_card_holders().into_iter().next().unwrap()
+}
+
+fn auths_of(registry: &Registry, kind: &str, amount: u64) -> Vec<AuthRecord> {
+    registry
+        .authorizations()
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.kind == kind && a.amount == amount)
+        .collect()
+}
+
+/// Sign-in, then a purchase the center approves: the terminal's answer and the center's
+/// authorization row agree.
+async fn sign_in_and_purchase(node: &Node, t: &mut Terminal, amount: u64) -> AuthRecord {
+    let card = rich();
+    if !t.is_signed_in() {
+        let o = t.sign_in().await;
+        assert_eq!(o.response_code.as_deref(), Some("00"), "{o}");
+    }
+    let o = t.purchase(&card.card, amount, &card.pin).await;
+    assert_eq!(o.response_code.as_deref(), Some("00"), "{o}");
+    assert!(o.is_approved());
+    let rows = auths_of(&node.registry(), "purchase", amount);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = rows[0].clone();
+    assert_eq!(row.mti, "0200");
+    assert_eq!(row.acquirer, "48020000");
+    assert_eq!(row.terminal, t.terminal_id());
+    assert_eq!(row.response_code, "00");
+    assert_eq!(row.state, AuthState::Approved);
+    assert_eq!(row.rrn, o.rrn);
+    assert_eq!(row.auth_code, o.auth_code);
+    // The front end's journal: approved, sent with the upstream STAN the center saw.
+    let entry = node
+        .journal()
+        .await
+        .into_iter()
+        .find(|e| e.kind == TxnKind::Purchase && e.amount.unsigned_abs() == amount)
+        .unwrap();
+    assert_eq!(entry.state, TxnState::Approved);
+    assert_eq!(entry.response_code.as_deref(), Some("00"));
+    assert_eq!(entry.upstream_stan, Some(row.stan));
+    assert_eq!(entry.rrn, row.rrn);
+    row
+}
+
+/// The purchase of DROPPED has been answered 98 by the front end: its reversal goes through
+/// the SAF and the center acknowledges exactly one, which undoes the purchase.
+async fn one_reversal_acknowledged(node: &Node) {
+    let entries = node.journal_settled().await;
+    let dropped: Vec<&JournalEntry> = entries
+        .iter()
+        .filter(|e| e.kind == TxnKind::Purchase && e.amount.unsigned_abs() == DROPPED)
+        .collect();
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0].state, TxnState::Reversed);
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.state == TxnState::Reversed)
+            .count(),
+        1
+    );
+    let depths = node.front.shared().store.reader().saf_depths().unwrap();
+    let left: (u64, u64) = depths
+        .iter()
+        .fold((0, 0), |(q, x), d| (q + d.queued, x + d.exception));
+    assert_eq!(left, (0, 0));
+    let registry = node.registry();
+    let purchase = auths_of(&registry, "purchase", DROPPED);
+    assert_eq!(purchase.len(), 1, "{purchase:?}");
+    assert_eq!(purchase[0].response_code, "00");
+    assert_eq!(purchase[0].state, AuthState::Reversed);
+    let reversals: Vec<AuthRecord> = registry
+        .authorizations()
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.kind == "reversal")
+        .collect();
+    assert_eq!(reversals.len(), 1, "{reversals:?}");
+    assert_eq!(reversals[0].response_code, "00");
+    assert_eq!(reversals[0].original_id, Some(purchase[0].id));
+    assert_eq!(reversals[0].stan, purchase[0].stan);
+    assert_eq!(
+        node.front
+            .shared()
+            .metrics
+            .reversals_sent
+            .load(Ordering::Relaxed),
+        1
+    );
+}
+
+/// Sign-in, an approved purchase, a dropped reply reversed; then a later purchase approved.
+async fn exchanges(mode: LinkMode, name: &str) -> Node {
+    let node = Node::start(name, mode, Duration::from_millis(800)).await;
+    let mut t = node.terminal(0);
+    sign_in_and_purchase(&node, &mut t, 12_345).await;
+    let card = rich();
+    let o = t.purchase(&card.card, DROPPED, &card.pin).await;
+    assert_eq!(o.response_code.as_deref(), Some("98"), "{o}");
+    assert!(!o.is_approved());
+    one_reversal_acknowledged(&node).await;
+    sign_in_and_purchase(&node, &mut t, 2_000).await;
+    let link = &node.front.shared().link;
+    assert_eq!(link.in_flight(), 0);
+    assert_eq!(link.counters.timeouts.load(Ordering::Relaxed), 1);
+    // Two purchases and the reversal (and the short mode's first readiness probe).
+    let probes = u64::from(mode == LinkMode::FullDuplexShort);
+    assert_eq!(link.counters.matched.load(Ordering::Relaxed), 3 + probes);
+    assert_eq!(link.counters.sent.load(Ordering::Relaxed), 4 + probes);
+    // Simplex: every response came on the connection the center opened.
+    assert_eq!(link.counters.wrong_socket.load(Ordering::Relaxed), 0);
+    node
+}
+
+/// The center stops while a purchase is pending and starts again: the pending request fails
+/// at once (not by its timeout), 98 and its reversal once the link is back, and a later
+/// purchase is approved.
+async fn center_restart(mode: LinkMode, name: &str) {
+    // A long timeout: the pending request must fail because the link dropped.
+    let mut node = Node::start(name, mode, Duration::from_secs(8)).await;
+    let mut t = node.terminal(0);
+    sign_in_and_purchase(&node, &mut t, 1_000).await;
+    let link = node.front.shared().link.clone();
+    assert!(link.is_up());
+    assert_eq!(link.counters.connects.load(Ordering::Relaxed), 1);
+
+    // The purchase whose reply is dropped: pending in the front end once the center has it.
+    let card = rich();
+    let pending = tokio::spawn(async move {
+        let o = t.purchase(&card.card, DROPPED, &card.pin).await;
+        (t, o)
+    });
+    let registry = node.registry();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while auths_of(&registry, "purchase", DROPPED).is_empty() && Instant::now() < deadline {
+        sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(auths_of(&registry, "purchase", DROPPED).len(), 1);
+    assert_eq!(link.in_flight(), 1);
+    node.center.take().unwrap().shutdown().await;
+
+    let (mut t, o) = pending.await.unwrap();
+    assert_eq!(o.response_code.as_deref(), Some("98"), "{o}");
+    assert_eq!(link.counters.timeouts.load(Ordering::Relaxed), 0);
+    assert_eq!(link.in_flight(), 0);
+    assert!(!link.is_up());
+    assert_eq!(link.counters.disconnects.load(Ordering::Relaxed), 1);
+
+    // The center is back: the link comes up, the SAF reverses the purchase.
+    node.center = Some(start_center(&node.center_config, &node.hsm).await);
+    assert!(node.front.wait_link_up(Duration::from_secs(10)).await);
+    one_reversal_acknowledged(&node).await;
+    sign_in_and_purchase(&node, &mut t, 2_000).await;
+    assert_eq!(link.counters.connects.load(Ordering::Relaxed), 2);
+    assert_eq!(link.counters.disconnects.load(Ordering::Relaxed), 1);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_duplex_long_purchase_and_dropped_reply() {
+    exchanges(LinkMode::FullDuplexLong, "fdl")
+        .await
+        .stop()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_duplex_long_purchase_and_dropped_reply() {
+    exchanges(LinkMode::HalfDuplexLong, "hdl")
+        .await
+        .stop()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simplex_long_purchase_and_dropped_reply() {
+    exchanges(LinkMode::SimplexLong, "sl").await.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_duplex_short_purchase_and_dropped_reply() {
+    let node = exchanges(LinkMode::FullDuplexShort, "fds").await;
+    // A connection per exchange: nothing stays in flight and the link stayed up throughout.
+    let link = &node.front.shared().link;
+    assert!(link.is_up());
+    assert_eq!(link.counters.connects.load(Ordering::Relaxed), 1);
+    assert_eq!(link.counters.disconnects.load(Ordering::Relaxed), 0);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_duplex_long_center_restart() {
+    center_restart(LinkMode::FullDuplexLong, "fdl-restart").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_duplex_long_center_restart() {
+    center_restart(LinkMode::HalfDuplexLong, "hdl-restart").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simplex_long_center_restart() {
+    center_restart(LinkMode::SimplexLong, "sl-restart").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simplex_without_receive_address_is_refused_naming_the_key() {
+    let dir = temp_dir("sl-config");
+    init::init(&dir).unwrap();
+    let mut config = Config::load(&dir.join("posp.toml")).unwrap();
+    config.links[0].mode = LinkMode::SimplexLong;
+    config.links[0].receive_address = None;
+    let e = Front::start(config).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "CONFIG at validate: config key link[0].receive_address: required with mode = \"simplex-long\": where the center connects to send responses"
+    );
+    let _ = std::fs::remove_dir_all(Path::new(&dir));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_duplex_short_serves_terminals_at_once_within_max_in_flight_connections() {
+    // Three terminals at once over at most 2 connections: the third request waits for a
+    // connection slot, then goes through.
+    let node = Node::start(
+        "fds-parallel",
+        LinkMode::FullDuplexShort,
+        Duration::from_secs(5),
+    )
+    .await;
+    let card = rich();
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let mut t = node.terminal(i);
+        let card = card.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = t.sign_in().await;
+            let mut codes = vec![s.response_code];
+            for amount in [100 + i as u64, 200 + i as u64] {
+                let o = t.purchase(&card.card, amount, &card.pin).await;
+                codes.push(o.response_code);
+            }
+            codes
+        }));
+    }
+    for task in tasks {
+        let codes = task.await.unwrap();
+        assert_eq!(codes, vec![Some("00".to_owned()); 3]);
+    }
+    let approved: Vec<u64> = {
+        let mut v: Vec<u64> = node
+            .registry()
+            .authorizations()
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.kind == "purchase" && a.state == AuthState::Approved)
+            .map(|a| a.amount)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(approved, [100, 101, 102, 200, 201, 202]);
+    let link = &node.front.shared().link;
+    assert_eq!(link.in_flight(), 0);
+    assert_eq!(link.counters.timeouts.load(Ordering::Relaxed), 0);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_duplex_short_readiness_probe_follows_the_center() {
+    // The probe (an echo on its own connection) runs when no exchange succeeded for the
+    // heartbeat: it takes the link down while the center is away and up when it is back.
+    let mut node = Node::start_with(
+        "fds-probe",
+        LinkMode::FullDuplexShort,
+        Duration::from_millis(800),
+        Some(Duration::from_millis(100)),
+    )
+    .await;
+    let mut t = node.terminal(0);
+    sign_in_and_purchase(&node, &mut t, 1_000).await;
+    let link = node.front.shared().link.clone();
+    node.center.take().unwrap().shutdown().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while link.is_up() && Instant::now() < deadline {
+        sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!link.is_up());
+    assert_eq!(link.counters.disconnects.load(Ordering::Relaxed), 1);
+    // Refused at once while down: nothing is sent, the journal says FAILED with 96.
+    let card = rich();
+    let o = t.purchase(&card.card, 1_500, &card.pin).await;
+    assert_eq!(o.response_code.as_deref(), Some("96"), "{o}");
+    let failed = node
+        .journal()
+        .await
+        .into_iter()
+        .find(|e| e.amount.unsigned_abs() == 1_500)
+        .unwrap();
+    assert_eq!(failed.state, TxnState::Failed);
+    node.center = Some(start_center(&node.center_config, &node.hsm).await);
+    assert!(node.front.wait_link_up(Duration::from_secs(10)).await);
+    assert_eq!(link.counters.connects.load(Ordering::Relaxed), 2);
+    sign_in_and_purchase(&node, &mut t, 2_000).await;
+    assert!(auths_of(&node.registry(), "purchase", 1_500).is_empty());
+    node.stop().await;
+}
