@@ -327,21 +327,32 @@ address = "127.0.0.1:5870"
 spec = "cups-pos"
 # framing: 2-byte binary length (only "len2").
 framing = "len2"
-# mode: "full-duplex-long" (one socket, pipelined, responses matched by MTI class + 32 + 41 + 11)
-# or "half-duplex-long" (one socket, one request outstanding). "simplex-long" and
-# "full-duplex-short" are not supported yet.
+# mode: how the link uses its sockets; every mode matches responses by MTI class + 32 + 41 + 11.
+#   "full-duplex-long"  (全双工长连接) one long-lived socket, requests pipelined (up to max_in_flight).
+#   "half-duplex-long"  (半双工长连接) one long-lived socket, one request outstanding, others queued.
+#   "simplex-long"      (单工长连接) two long-lived sockets: the front end sends requests only on
+#                       its connection to address; the center connects to receive_address and
+#                       sends responses only there ([center] reply_to). Up only while both are.
+#   "full-duplex-short" (全双工短连接) a new connection to address per exchange (request, response,
+#                       close), at most max_in_flight at once; up/down from the last exchange and
+#                       an echo probe on its own connection when idle for a heartbeat.
 mode = "full-duplex-long"
+# receive_address: simplex-long only (required there): where the front end listens for the
+# center's connection carrying the responses.
+# receive_address = "127.0.0.1:5871"
 # timeout: how long a request waits for its response; then the terminal gets 98 and a
 # reversal is queued.
 timeout = "5s"
 # connect_timeout: per connection attempt.
 connect_timeout = "3s"
-# max_in_flight: requests outstanding at once.
+# max_in_flight: requests outstanding at once (full-duplex-short: connections open at once).
 max_in_flight = 256
-# reconnect_min / reconnect_max: reconnection backoff, doubling from min to max.
+# reconnect_min / reconnect_max: reconnection backoff, doubling from min to max (full-duplex-short:
+# the delay between probes while the link is down).
 reconnect_min = "200ms"
 reconnect_max = "10s"
-# heartbeat: an idle link sends an echo (0820, 60.3 = 301) this often.
+# heartbeat: an idle link sends an echo (0820, 60.3 = 301) this often; an unanswered echo closes
+# the connection(s). full-duplex-short: the readiness probe's interval.
 heartbeat = "30s"
 # max_frame: the largest frame accepted from the center.
 max_frame = 4096
@@ -384,7 +395,8 @@ restart_min = "100ms"
 restart_max = "10s"
 
 # The data-center host of `posp-node center --config` (this file); the front end only checks
-# it. The center listens where [[link]] points.
+# it. The center listens where [[link]] points; for a simplex-long link its reply_to names the
+# link's receive_address under the node's acquirer id.
 {center}"#,
         zak = key_line("zak", &keys.zak),
         zpk = key_line("zpk", &keys.zpk),
