@@ -130,6 +130,25 @@ pub struct NodeConfig {
     /// (default 5s).
     #[serde(default = "default_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// `flow_workers`: transaction-flow workers (the seed's flow processes), each handling
+    /// one request at a time from the listeners' shared queue, so also the most requests in
+    /// their flow at once (default 128, 1 to 65536). The supervisor restarts a worker that
+    /// dies; the request it held is answered `96` and its journal entry, if unfinished, is
+    /// reversed.
+    #[serde(default = "default_flow_workers")]
+    pub flow_workers: usize,
+    /// `flow_queue`: requests waiting for a flow worker before the listeners stop reading
+    /// (default 4096).
+    #[serde(default = "default_flow_queue")]
+    pub flow_queue: usize,
+}
+
+fn default_flow_workers() -> usize {
+    128
+}
+
+fn default_flow_queue() -> usize {
+    4096
 }
 
 fn default_utc_offset() -> i32 {
@@ -662,6 +681,15 @@ impl Config {
                 crate::center::CenterError::Config { key, reason } => invalid(key, reason),
                 other => invalid("center", other.to_string()),
             })?;
+        }
+        if !(1..=65_536).contains(&self.node.flow_workers) {
+            return Err(invalid(
+                "node.flow_workers",
+                format!("{} is not 1 to 65536", self.node.flow_workers),
+            ));
+        }
+        if self.node.flow_queue == 0 {
+            return Err(invalid("node.flow_queue", "at least 1"));
         }
         let acq = &self.node.acquirer_id;
         if acq.is_empty() || acq.len() > 11 || !acq.bytes().all(|b| b.is_ascii_digit()) {

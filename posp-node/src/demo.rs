@@ -409,6 +409,8 @@ pub struct StackOptions {
     /// Key operations through an HSM simulator on loopback (the host protocol) rather than
     /// one in-process SoftHsm shared by the center and the front end.
     pub hsm_simulator: bool,
+    /// Every center reply is sent this long after processing (`[center.faults] delay`).
+    pub center_delay: Duration,
     /// Load-test cards to seed besides the demo cards
     /// ([`crate::loadtest::load_card_pan`], PIN [`crate::loadtest::LOAD_CARD_PIN`]).
     pub load_cards: usize,
@@ -422,6 +424,7 @@ impl Default for StackOptions {
             drop_amount: None,
             link_timeout: Duration::from_secs(1),
             hsm_simulator: true,
+            center_delay: Duration::ZERO,
             load_cards: 0,
         }
     }
@@ -483,6 +486,7 @@ impl Stack {
         seed_load_cards(&registry, &soft, keys.pvk.as_ref(), options.load_cards)
             .map_err(|e| step_err("center")(&e))?;
         center_config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        center_config.faults.delay = options.center_delay;
         if let Some(amount) = options.drop_amount {
             center_config.faults.drop = Some(FaultSelector {
                 amounts: vec![amount],

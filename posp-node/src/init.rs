@@ -279,6 +279,11 @@ data_dir = "."
 utc_offset_minutes = 480
 # shutdown_grace: how long shutdown waits for transactions in flight.
 shutdown_grace = "5s"
+# flow_workers: transaction-flow workers, each one request at a time (so also the most
+# requests in their flow at once); the supervisor restarts one that dies.
+flow_workers = 128
+# flow_queue: requests waiting for a worker before the listeners stop reading.
+flow_queue = 4096
 
 [hsm]
 # lmk_file: the LMK of the in-process SoftHsm. Give either lmk_file or remote.

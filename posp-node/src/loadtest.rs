@@ -289,6 +289,7 @@ async fn run_phases(
             link_timeout: Duration::from_secs(5),
             hsm_simulator: options.hsm_simulator,
             load_cards: LOAD_CARDS,
+            ..StackOptions::default()
         },
     )
     .await?;

@@ -83,6 +83,7 @@ fn config(dir: &std::path::Path, k: &Keys, center: SocketAddr, timeout: &str) ->
 acquirer_id = "48020000"
 data_dir = "{dir}"
 shutdown_grace = "2s"
+flow_workers = 3
 
 [hsm]
 lmk_file = "{dir}/lmk.txt"
@@ -876,6 +877,9 @@ async fn settlement_checks_the_journal_and_admin_reports() {
         names,
         [
             "listener",
+            "flow#0",
+            "flow#1",
+            "flow#2",
             "link:center",
             "saf:center",
             "late:center",

@@ -41,9 +41,10 @@ pub struct LinkStatus {
     pub up: bool,
     /// Requests outstanding.
     pub in_flight: usize,
-    /// Connections made.
+    /// Times the link came up (every socket it needs connected; in the short mode, a
+    /// response after a failure).
     pub connects: u64,
-    /// Connections lost.
+    /// Times the link went down.
     pub disconnects: u64,
     /// Requests written.
     pub sent: u64,
@@ -51,6 +52,8 @@ pub struct LinkStatus {
     pub matched: u64,
     /// Requests timed out.
     pub timeouts: u64,
+    /// Frames the center sent on a simplex link's sending socket.
+    pub wrong_socket: u64,
 }
 
 /// A SAF destination's depths.
@@ -113,6 +116,7 @@ pub async fn status(sh: &Shared, modules: &ModuleTable) -> Status {
             sent: g(&c.sent),
             matched: g(&c.matched),
             timeouts: g(&c.timeouts),
+            wrong_socket: g(&c.wrong_socket),
         }],
         saf,
         signed_in: sh.sessions.len(),

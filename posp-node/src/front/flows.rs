@@ -123,6 +123,45 @@ pub async fn handle(sh: &Arc<Shared>, body: &[u8]) -> Option<Vec<u8>> {
     out.body
 }
 
+/// The answer to a request whose flow worker died holding it: its journal entry, if it got
+/// one and it is unfinished, is closed as crash recovery closes it at start (a reversible
+/// one gets its reversal queued in the SAF), and the terminal gets `96`, MACed when the
+/// terminal is signed in.
+pub(crate) async fn after_crash(sh: &Arc<Shared>, body: &[u8]) -> Option<Vec<u8>> {
+    let msg = decode(specs::cups_pos(), body).ok()?;
+    let txn = Txn::parse(&msg).ok()?;
+    let kind = match route(&txn) {
+        Route::Local(k) | Route::Forward(k) => k,
+        Route::Reversal => TxnKind::Reversal,
+        Route::Unsupported => return plain("UNSUPPORTED", &base(&txn, "96"), "96").body,
+    };
+    if let Some(key) = new_entry(sh, &txn, kind, body, None).idempotency_key() {
+        match sh.store.by_idempotency_key(&key).await {
+            Ok(Some(e)) if e.state.is_unfinished() => {
+                let mut report = super::recovery::RecoveryReport::default();
+                if let Err(fe) = super::recovery::recover_one(sh, &e, &mut report).await {
+                    error!(code = fe.code, at = fe.at, "{}", fe.message);
+                } else if !report.reversals_queued.is_empty() {
+                    sh.metrics.reversals_queued.fetch_add(1, Ordering::Relaxed);
+                    sh.saf_wake.notify_one();
+                }
+            }
+            Ok(_) => {}
+            Err(e) => error!(code = "STORE", "after a worker crash: {e}"),
+        }
+    }
+    let name = kind.as_str();
+    sh.metrics.record(name, "96", std::time::Duration::ZERO);
+    match sh.sessions.get(&txn.terminal_id) {
+        Some(session) => {
+            signed(sh, name, &session.tak, base(&txn, "96"), "96")
+                .await
+                .body
+        }
+        None => plain(name, &base(&txn, "96"), "96").body,
+    }
+}
+
 /// Logs a malformed message and builds a `30` answer when the MTI allows one.
 fn format_error(sh: &Shared, body: &[u8], e: &ParseError) -> Option<Vec<u8>> {
     sh.metrics.format_errors.fetch_add(1, Ordering::Relaxed);
@@ -588,6 +627,14 @@ async fn forward(
         Ok(e) => e,
         Err(out) => return out,
     };
+    let hook = sh.test_panic_amount.load(Ordering::Relaxed);
+    if hook != 0 && txn.amount == Some(hook) {
+        // The test hook of `Shared::test_panic_amount`: a flow that dies mid-way.
+        panic!(
+            "test hook: the flow worker dies holding journal entry {}",
+            entry.id
+        );
+    }
     // 3. The link must be up to send; otherwise nothing went out.
     if !sh.link.is_up() {
         warn!(code = "LINK_DOWN", "center unreachable; not sent");

@@ -1,7 +1,7 @@
 //! The terminal listener: accepts connections up to `max_connections` (more are closed at
-//! once), reads `cups-pos` frames (2-byte length, TPDU, header), runs each request's flow
-//! (at most `max_in_flight` per connection at once) and writes the answer with the TPDU's
-//! addresses swapped and the header echoed.
+//! once), reads `cups-pos` frames (2-byte length, TPDU, header), queues each request for
+//! the flow [`workers`](super::workers) (at most `max_in_flight` per connection at once) and
+//! writes the answers with the TPDU's addresses swapped and the header echoed.
 //!
 //! A frame that cannot be delimited (a bad length or header) cannot be resynchronised: the
 //! connection is logged and closed. A connection idle for `idle_timeout` is closed. On
@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use iso8583_wire::frame::{CupsHeader, FrameConfig, Tpdu};
+use iso8583_wire::frame::FrameConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 use crate::config::ListenerConfig;
 
 use super::Shared;
-use super::flows;
+use super::workers::{FlowJob, Responder};
 
 /// Accepts terminal connections until `shutdown` turns true.
 pub async fn run(
@@ -124,26 +124,21 @@ async fn serve(
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 break 'read;
             };
-            let (sh, tx, frame) = (sh.clone(), tx.clone(), frame);
-            let guard = sh.inflight.enter();
-            tokio::spawn(async move {
-                let _guard = guard;
-                if let Some(resp) = flows::handle(&sh, &body).await {
-                    let mut out = Vec::with_capacity(resp.len() + 13);
-                    match frame.encode(
-                        tpdu.map(|t: Tpdu| t.reply()),
-                        header.map(|h: CupsHeader| h),
-                        &resp,
-                        &mut out,
-                    ) {
-                        Ok(()) => {
-                            let _ = tx.send(out).await;
-                        }
-                        Err(e) => warn!(code = "FRAME", "cannot frame the response: {e}"),
-                    }
-                }
-                drop(permit);
-            });
+            let job = FlowJob {
+                body,
+                responder: Responder {
+                    tx: tx.clone(),
+                    tpdu,
+                    header,
+                    frame,
+                    permit,
+                    guard: sh.inflight.enter(),
+                },
+            };
+            if sh.flows.submit(job).await.is_err() {
+                warn!(code = "WORKERS", "the flow workers are gone; closing");
+                break 'read;
+            }
         }
     }
     drop(tx);

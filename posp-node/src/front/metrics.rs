@@ -43,6 +43,8 @@ pub struct Metrics {
     pub late_declines: AtomicU64,
     /// Responses from the center that matched nothing.
     pub unmatched: AtomicU64,
+    /// Flow workers that died holding a request (restarted by the supervisor).
+    pub worker_crashes: AtomicU64,
     /// Whether the last HSM operation succeeded or failed for a business reason (false after
     /// a device error or timeout).
     pub hsm_up: AtomicBool,
@@ -187,6 +189,11 @@ impl Metrics {
                 "posp_unmatched_responses_total",
                 "Responses from the center that matched nothing.",
                 &self.unmatched,
+            ),
+            (
+                "posp_flow_worker_crashes_total",
+                "Flow workers that died holding a request.",
+                &self.worker_crashes,
             ),
         ] {
             let _ = writeln!(

@@ -11,13 +11,13 @@
 //! [`Front::start`] opens the journal, builds the HSM (an in-process SoftHsm on the LMK
 //! file, or a pool of remote HSMs), runs crash recovery ([`recovery`]), binds the listener
 //! and the admin endpoint, and starts the modules under the [`Supervisor`]: `listener`,
-//! `link:<name>`, `saf:<name>`, `late:<name>` and `admin`. [`FrontHandle::shutdown`] stops
+//! `flow#0` ... `flow#N-1` (the [`workers`]), `link:<name>`, `saf:<name>`, `late:<name>`
+//! and `admin`. [`FrontHandle::shutdown`] stops
 //! accepting, lets transactions in flight finish within `node.shutdown_grace`, and flushes
 //! the journal.
 //!
-//! Supported link modes: `full-duplex-long` (pipelined, matched) and `half-duplex-long` (one
-//! outstanding request); the simplex long connection and the full-duplex short connection
-//! are refused by configuration validation in this version.
+//! Link modes: `full-duplex-long`, `half-duplex-long`, `simplex-long` and
+//! `full-duplex-short`; see [`link`].
 
 pub mod admin;
 pub mod clock;
@@ -30,6 +30,7 @@ pub mod recovery;
 pub mod route;
 pub mod saf_sender;
 pub mod session;
+pub mod workers;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -144,6 +145,12 @@ pub struct Shared {
     pub inflight: Arc<InFlight>,
     /// Turns true when shutdown begins: listeners stop accepting and reading.
     pub stop: tokio::sync::watch::Sender<bool>,
+    /// The queue from the listeners to the flow workers.
+    pub flows: workers::FlowQueue,
+    /// Test hook: a purchase of this amount (fen) makes its flow worker panic after the
+    /// journal entry is written, to exercise the supervisor's restart (0 = off).
+    #[doc(hidden)]
+    pub test_panic_amount: std::sync::atomic::AtomicU64,
     rrn: AtomicU32,
 }
 
@@ -288,6 +295,8 @@ impl Front {
             saf_wake: Notify::new(),
             inflight: Arc::new(InFlight::default()),
             stop: tokio::sync::watch::channel(false).0,
+            flows: workers::FlowQueue::new(config.node.flow_workers, config.node.flow_queue),
+            test_panic_amount: std::sync::atomic::AtomicU64::new(0),
             rrn: AtomicU32::new(1),
             config,
         });
@@ -333,6 +342,13 @@ impl Front {
                 }
                 .as_str(),
                 f,
+            );
+        }
+        for i in 0..shared.flows.workers() {
+            let sh = shared.clone();
+            supervisor.spawn(
+                &format!("flow#{i}"),
+                Arc::new(move |rx| Box::pin(workers::run(sh.clone(), i, rx)) as ModuleFuture),
             );
         }
         let name = shared.link.name().to_owned();

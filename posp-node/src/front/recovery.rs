@@ -25,7 +25,7 @@ pub struct RecoveryReport {
 /// Page size when walking the unfinished entries.
 const PAGE: u32 = 500;
 
-async fn recover_one(
+pub(crate) async fn recover_one(
     sh: &Shared,
     e: &JournalEntry,
     report: &mut RecoveryReport,
