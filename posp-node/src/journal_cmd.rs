@@ -20,6 +20,19 @@ pub enum JournalCommand {
     Show(ShowArgs),
     /// Print the store-and-forward queue depths and the exception queue with reasons.
     Saf(SafArgs),
+    /// Print the link events: late, unmatched and untrusted responses from the center.
+    Events(EventsArgs),
+}
+
+/// Arguments of `journal events`.
+#[derive(Args)]
+pub struct EventsArgs {
+    /// The journal database file.
+    #[arg(long)]
+    db: PathBuf,
+    /// The newest this many events, oldest first.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
 }
 
 /// Arguments of `journal show`. Every filter given must match.
@@ -66,6 +79,7 @@ pub fn run(cmd: JournalCommand) -> ExitCode {
     let result = match cmd {
         JournalCommand::Show(args) => show(&args),
         JournalCommand::Saf(args) => saf(&args),
+        JournalCommand::Events(args) => events(&args),
     };
     match result {
         Ok(out) => {
@@ -145,6 +159,41 @@ fn saf(args: &SafArgs) -> Result<String, String> {
         out.push_str(&exceptions_table(&exceptions));
     }
     Ok(out)
+}
+
+/// Runs `journal events`.
+fn events(args: &EventsArgs) -> Result<String, String> {
+    let reader = open(&args.db)?;
+    let events = reader.link_events(args.limit).map_err(|e| e.to_string())?;
+    if events.is_empty() {
+        return Ok("no link events\n".to_owned());
+    }
+    Ok(table(
+        &[
+            ("ID", Align::Right),
+            ("AT_MS", Align::Right),
+            ("LINK", Align::Left),
+            ("EVENT", Align::Left),
+            ("ENTRY", Align::Right),
+            ("RC", Align::Left),
+            ("KEY", Align::Left),
+        ],
+        events
+            .iter()
+            .map(|e| {
+                let ev = &e.event;
+                vec![
+                    e.id.to_string(),
+                    ev.at.to_string(),
+                    ev.link.clone(),
+                    ev.kind.to_string(),
+                    ev.journal_id.map(|j| j.to_string()).unwrap_or_default(),
+                    ev.response_code.clone().unwrap_or_default(),
+                    ev.match_key.clone().unwrap_or_default(),
+                ]
+            })
+            .collect(),
+    ))
 }
 
 /// Formats entries as `journal show` prints them.

@@ -133,6 +133,8 @@ enum Mode {
     Approve,
     Drop,
     Delay(Duration),
+    /// Financial replies decline `05`, late by this much, with a MAC that does not verify.
+    ForgedLateDecline(Duration),
 }
 
 #[derive(Debug, Clone)]
@@ -258,7 +260,8 @@ async fn connection(mut s: TcpStream, mode: Arc<Mutex<Mode>>, seen: Arc<Mutex<Ve
                     for n in [2u16, 3, 4, 11, 32, 41, 42, 49] {
                         if let Some(v) = text(n) { r.set(n, v); }
                     }
-                    r.set(39, "00");
+                    let forged = matches!(m, Mode::ForgedLateDecline(_)) && financial;
+                    r.set(39, if forged { "05" } else { "00" });
                     let out_body = if msg.mti().starts_with("08") {
                         r.to_vec(specs::cups_pos()).unwrap()
                     } else {
@@ -270,12 +273,18 @@ async fn connection(mut s: TcpStream, mode: Arc<Mutex<Mode>>, seen: Arc<Mutex<Ve
                         let n = b.len();
                         let m = mac::x9_19(&zak, &b[..n - 8]).unwrap();
                         b[n - 8..].copy_from_slice(&m);
+                        if forged {
+                            b[n - 1] ^= 0x01;
+                        }
                         b
                     };
                     let mut out = Vec::new();
                     frame.encode(None, None, &out_body, &mut out).unwrap();
                     let tx = tx.clone();
-                    let delay = match m { Mode::Delay(d) if financial => d, _ => Duration::ZERO };
+                    let delay = match m {
+                        Mode::Delay(d) | Mode::ForgedLateDecline(d) if financial => d,
+                        _ => Duration::ZERO,
+                    };
                     tokio::spawn(async move { sleep(delay).await; let _ = tx.send(out).await; });
                 }
             }
@@ -926,6 +935,44 @@ async fn late_approval_after_a_timeout_keeps_its_reversal() {
     assert_eq!(e.state, TxnState::Reversed, "the reversal stands");
     assert_eq!(center.count("04"), 1);
     assert_eq!(metrics.unmatched.load(Ordering::Relaxed), 0);
+    // The late approval is journaled as a link event, card data removed.
+    let events = front.shared().store.reader().link_events(10).unwrap();
+    assert_eq!(events.len(), 1);
+    let ev = &events[0].event;
+    assert_eq!(ev.kind, posp_node::store::LinkEventKind::LateApproval);
+    assert_eq!(ev.journal_id, Some(e.id));
+    assert_eq!(ev.response_code.as_deref(), Some("00"));
+    assert_eq!(ev.link, "center");
+    let msg = decode(specs::cups_pos(), &ev.message).unwrap();
+    assert_eq!(msg.mti(), "0210");
+    assert!(!msg.has(2) && !msg.has(64));
+    front.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_decline_with_a_bad_mac_is_journaled_and_does_not_cancel_the_reversal() {
+    let (_dir, _k, center, front) = start("forged", "300ms").await;
+    let mut t = Terminal::connect(front.local_addr(), TID).await;
+    t.sign_in().await;
+    center.set(Mode::ForgedLateDecline(Duration::from_millis(800)));
+    let resp = t.exchange(&t.purchase(72, 500)).await;
+    assert_eq!(t.check(&resp), "98");
+    let metrics = &front.shared().metrics;
+    wait_for("the forged late reply", || {
+        metrics.unmatched.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    let events = front.shared().store.reader().link_events(10).unwrap();
+    assert_eq!(events.len(), 1);
+    let ev = &events[0].event;
+    assert_eq!(ev.kind, posp_node::store::LinkEventKind::BadMac);
+    assert_eq!(ev.response_code.as_deref(), Some("05"));
+    assert_eq!(metrics.late_declines.load(Ordering::Relaxed), 0);
+    // The entry is not declined: its reversal goes to the center.
+    center.set(Mode::Approve);
+    wait_for("the reversal", || center.count("04") == 1).await;
+    let e = journal_entry(&front, 72).await;
+    assert_eq!(ev.journal_id, Some(e.id));
     front.shutdown().await;
 }
 

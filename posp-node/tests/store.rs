@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_posp-node");
 const SCHEMA_V1: &str = include_str!("../src/store/schema_v1.sql");
+const SCHEMA_V2: &str = include_str!("../src/store/schema_v2.sql");
 
 /// A scratch directory removed on drop.
 struct Scratch(PathBuf);
@@ -47,16 +48,17 @@ fn journal(args: &[&str]) -> String {
     text(&out.stdout)
 }
 
-/// Creates an empty journal database at version 1, as the store does on open.
+/// Creates an empty journal database at version 2, as the store does on open.
 fn create(path: &Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
     conn.execute_batch(
         "CREATE TABLE schema_version (version INTEGER NOT NULL);
-         INSERT INTO schema_version (version) VALUES (1);",
+         INSERT INTO schema_version (version) VALUES (1), (2);",
     )
     .unwrap();
     conn.execute_batch(SCHEMA_V1).unwrap();
+    conn.execute_batch(SCHEMA_V2).unwrap();
     conn
 }
 
@@ -236,6 +238,36 @@ fn saf_prints_depths_and_the_exception_queue() {
             "ID  DESTINATION  MTI   SENDS  ATTEMPTS  LAST RC  JOURNAL  REASON",
             " 2  center       0420      3         3  96             -  exhausted: 3 responses without completion, the last 96",
             " 3  bank         0400      0         0  -              -  expired: queued 86400000 ms ago, expiry is 86400000 ms",
+        ])
+    );
+}
+
+#[test]
+fn events_prints_the_link_events() {
+    let dir = Scratch::new("events");
+    let db = dir.0.join("journal.db");
+    let conn = create(&db);
+    let dbs = db.to_str().unwrap();
+    assert_eq!(journal(&["events", "--db", dbs]), "no link events\n");
+    conn.execute_batch(
+        "INSERT INTO link_event (at, link, event, journal_id, match_key, response_code, message)
+         VALUES (1700000000000, 'center', 'UNMATCHED', NULL, '02|48020000|10000001|000009', '00', x'30323130'),
+                (1700000000500, 'center', 'BAD_MAC', NULL, NULL, '05', x'');",
+    )
+    .unwrap();
+    assert_eq!(
+        journal(&["events", "--db", dbs]),
+        lines(&[
+            "ID          AT_MS  LINK    EVENT      ENTRY  RC  KEY",
+            " 1  1700000000000  center  UNMATCHED         00  02|48020000|10000001|000009",
+            " 2  1700000000500  center  BAD_MAC           05",
+        ])
+    );
+    assert_eq!(
+        journal(&["events", "--db", dbs, "--limit", "1"]),
+        lines(&[
+            "ID          AT_MS  LINK    EVENT    ENTRY  RC  KEY",
+            " 2  1700000000500  center  BAD_MAC         05",
         ])
     );
 }

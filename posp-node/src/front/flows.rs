@@ -703,7 +703,7 @@ async fn forward(
 }
 
 /// Checks a reply from the center: it decodes and its X9.19 MAC verifies under the ZAK.
-async fn check_reply(sh: &Shared, resp: &[u8]) -> Result<(), String> {
+pub(crate) async fn check_reply(sh: &Shared, resp: &[u8]) -> Result<(), String> {
     let msg = decode(specs::cups_pos(), resp).map_err(|e| format!("reply does not decode: {e}"))?;
     let f64 = msg.field(64).ok_or("reply without field 64")?;
     if msg.field(39).and_then(|f| f.as_str().ok()).is_none() {

@@ -25,14 +25,15 @@ use tokio::time::sleep;
 use tracing::{error, info, warn};
 
 use crate::store::{
-    AttemptOutcome, Journal, JournalEntry, NewSafEntry, SafEntry, SafQueue, StateUpdate, TxnState,
+    AttemptOutcome, Journal, JournalEntry, LinkEventKind, LinkEvents, NewLinkEvent, NewSafEntry,
+    SafEntry, SafQueue, StateUpdate, TxnState,
 };
 
 use super::Shared;
 use super::clock::unix_millis;
 use super::flows::FlowError;
 use super::link::match_key;
-use super::model::{encode_for_mac, mab, put_mac};
+use super::model::{SENSITIVE_FIELDS, encode_for_mac, mab, put_mac, without_fields};
 
 /// Builds the upstream reversal of a journal entry (unsigned: field 64 zero).
 pub fn reversal_body(
@@ -296,8 +297,10 @@ pub async fn run(sh: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Handles responses that matched no waiter: late replies after a timeout (a late decline
-/// moves the entry to DECLINED; a late approval keeps its reversal) and unmatched ones.
+/// Handles responses that arrive after their request timed out, or match nothing: each is
+/// journaled as a link event (see [`crate::store::events`]); its MAC must verify first
+/// (`BAD_MAC` otherwise, and nothing more is done); a late decline moves its timed-out
+/// entry to DECLINED; a late approval keeps its reversal.
 pub async fn run_late(sh: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let late = tokio::select! {
@@ -305,41 +308,72 @@ pub async fn run_late(sh: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.changed() => return,
         };
         let Some(late) = late else { return };
-        let code = decode(specs::cups_pos(), &late.body)
-            .ok()
-            .and_then(|m| m.field(39).and_then(|f| f.as_str().ok().map(str::to_owned)));
-        let Some(jid) = late.journal_id else {
+        handle_late(&sh, late).await;
+    }
+}
+
+async fn handle_late(sh: &Shared, late: super::link::LateResponse) {
+    let code = decode(specs::cups_pos(), &late.body)
+        .ok()
+        .and_then(|m| m.field(39).and_then(|f| f.as_str().ok().map(str::to_owned)));
+    let trusted = super::flows::check_reply(sh, &late.body).await;
+    let kind = match (&trusted, late.journal_id, code.as_deref()) {
+        (Err(_), _, _) => LinkEventKind::BadMac,
+        (Ok(()), None, _) => LinkEventKind::Unmatched,
+        (Ok(()), Some(_), Some("00")) => LinkEventKind::LateApproval,
+        (Ok(()), Some(_), _) => LinkEventKind::LateDecline,
+    };
+    let event = NewLinkEvent {
+        at: unix_millis(),
+        link: sh.link.name().to_owned(),
+        kind,
+        journal_id: late.journal_id,
+        match_key: late.key.clone(),
+        response_code: code.clone(),
+        message: without_fields(specs::cups_pos(), &late.body, &SENSITIVE_FIELDS),
+    };
+    if let Err(e) = sh.store.record_link_event(event).await {
+        error!(code = "STORE", event = %kind, "cannot journal a link event: {e}");
+    }
+    match kind {
+        LinkEventKind::BadMac => {
+            sh.metrics.unmatched.fetch_add(1, Ordering::Relaxed);
+            warn!(code = "BAD_MAC", key = ?late.key, response = ?code, reason = ?trusted.err(), "late or unmatched response with a bad MAC; ignored");
+        }
+        LinkEventKind::Unmatched => {
             sh.metrics.unmatched.fetch_add(1, Ordering::Relaxed);
             warn!(code = "UNMATCHED", key = ?late.key, response = ?code, "response from the center matches no request");
-            continue;
-        };
-        if code.as_deref() == Some("00") {
+        }
+        LinkEventKind::LateApproval => {
             sh.metrics.late_approvals.fetch_add(1, Ordering::Relaxed);
-            warn!(
-                code = "LATE_APPROVAL",
-                entry = jid,
-                "late approval after a timeout; the reversal stands"
-            );
-            continue;
+            warn!(code = "LATE_APPROVAL", entry = ?late.journal_id, "late approval after a timeout; the reversal stands");
         }
-        sh.metrics.late_declines.fetch_add(1, Ordering::Relaxed);
-        match sh.store.get(jid).await {
-            Ok(Some(e)) if matches!(e.state, TxnState::TimedOut | TxnState::ReversalQueued) => {
-                let up = StateUpdate {
-                    response_code: code.clone().filter(|c| c.len() == 2),
-                    ..StateUpdate::to(TxnState::Declined, unix_millis())
-                };
-                match sh.store.update_state(jid, up).await {
-                    Ok(_) => {
-                        warn!(code = "LATE_DECLINE", entry = jid, response = ?code, "late decline journaled")
-                    }
-                    Err(err) => error!(code = "STORE", entry = jid, "late decline: {err}"),
+        LinkEventKind::LateDecline => {
+            sh.metrics.late_declines.fetch_add(1, Ordering::Relaxed);
+            if let Some(jid) = late.journal_id {
+                late_decline(sh, jid, code).await;
+            }
+        }
+    }
+}
+
+async fn late_decline(sh: &Shared, jid: i64, code: Option<String>) {
+    match sh.store.get(jid).await {
+        Ok(Some(e)) if matches!(e.state, TxnState::TimedOut | TxnState::ReversalQueued) => {
+            let up = StateUpdate {
+                response_code: code.clone().filter(|c| c.len() == 2),
+                ..StateUpdate::to(TxnState::Declined, unix_millis())
+            };
+            match sh.store.update_state(jid, up).await {
+                Ok(_) => {
+                    warn!(code = "LATE_DECLINE", entry = jid, response = ?code, "late decline journaled")
                 }
+                Err(err) => error!(code = "STORE", entry = jid, "late decline: {err}"),
             }
-            Ok(_) => {
-                warn!(code = "LATE_DECLINE", entry = jid, response = ?code, "late decline; entry already final")
-            }
-            Err(err) => error!(code = "STORE", entry = jid, "{err}"),
         }
+        Ok(_) => {
+            warn!(code = "LATE_DECLINE", entry = jid, response = ?code, "late decline; entry already final")
+        }
+        Err(err) => error!(code = "STORE", entry = jid, "{err}"),
     }
 }

@@ -1,6 +1,6 @@
 //! The service's storage: the transaction journal and the store-and-forward queues.
 //!
-//! Both sit behind small traits, [`Journal`] and [`SafQueue`], so that a PostgreSQL
+//! They sit behind small traits, [`Journal`], [`SafQueue`] and [`LinkEvents`], so that a PostgreSQL
 //! backend can serve nodes that share one journal. The embedded default is
 //! [`SqliteStore`]: SQLite (bundled) in WAL mode with `synchronous=FULL`, one writer thread
 //! that commits whatever is queued in one transaction (group commit: concurrent writers
@@ -17,6 +17,7 @@
 //! Card data: see [`journal`] for the contract (masked PAN only; messages masked by the
 //! caller).
 
+pub mod events;
 pub mod journal;
 pub mod saf;
 mod schema;
@@ -29,6 +30,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
+pub use events::{LinkEvent, LinkEventKind, LinkEvents, NewLinkEvent};
 pub use journal::{
     BatchTotals, EntryFilter, IdempotencyKey, InsertOutcome, JournalEntry, KindTotal, NewEntry,
     Origin, StateUpdate, TxnKind, TxnState, is_masked_pan, mask_pan,

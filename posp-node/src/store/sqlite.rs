@@ -195,6 +195,18 @@ impl Journal for SqliteStore {
     }
 }
 
+impl super::LinkEvents for SqliteStore {
+    async fn record_link_event(&self, event: super::NewLinkEvent) -> Result<i64, StoreError> {
+        self.writer
+            .submit(move |conn| super::events::insert(conn, &event))
+            .await
+    }
+
+    async fn link_events(&self, limit: u32) -> Result<Vec<super::LinkEvent>, StoreError> {
+        self.reader.link_events(limit)
+    }
+}
+
 impl SafQueue for SqliteStore {
     async fn enqueue(&self, entry: NewSafEntry) -> Result<SafEntry, StoreError> {
         entry.validate()?;
@@ -537,6 +549,11 @@ impl SqliteReader {
             let rows = stmt.query_map([limit], saf_from_row).map_err(sql(op))?;
             rows.collect::<Result<Vec<_>, _>>().map_err(sql(op))
         })
+    }
+
+    /// The newest `limit` link events, oldest first.
+    pub fn link_events(&self, limit: u32) -> Result<Vec<super::LinkEvent>, StoreError> {
+        self.with_conn(|conn| super::events::newest(conn, limit))
     }
 
     /// The events of a SAF entry, oldest first.

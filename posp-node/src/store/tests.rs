@@ -683,6 +683,28 @@ fn writes_after_shutdown_fail_and_reads_still_work() {
 
 #[test]
 fn schema_is_versioned_and_a_newer_one_is_refused() {
+    // A version 1 database (before link events) is migrated on open.
+    let old = Scratch::new("schema-v1");
+    {
+        let conn = rusqlite::Connection::open(old.db()).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version (version) VALUES (1);",
+        )
+        .unwrap();
+        conn.execute_batch(include_str!("schema_v1.sql")).unwrap();
+    }
+    let err = SqliteReader::open(&old.db(), 1, Duration::from_secs(1))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("schema version 1 is older than 2"),
+        "{err}"
+    );
+    drop(open(&old.db()));
+    let reader = SqliteReader::open(&old.db(), 1, Duration::from_secs(1)).unwrap();
+    assert_eq!(reader.link_events(10).unwrap(), Vec::new());
+
     let dir = Scratch::new("schema");
     drop(open(&dir.db()));
     drop(open(&dir.db()));
@@ -694,19 +716,19 @@ fn schema_is_versioned_and_a_newer_one_is_refused() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    conn.execute("INSERT INTO schema_version VALUES (2)", [])
+    conn.execute("INSERT INTO schema_version VALUES (3)", [])
         .unwrap();
     drop(conn);
     let err = SqliteStore::open(&dir.db(), &config()).err().unwrap();
     assert_eq!(
         err.to_string(),
         format!(
-            "{} is not a usable journal database: schema version 2 is newer than this posp-node understands (1)",
+            "{} is not a usable journal database: schema version 3 is newer than this posp-node understands (2)",
             dir.db().display()
         )
     );
