@@ -23,10 +23,13 @@ pub struct Terminal {
 /// A signed-in terminal's working keys.
 #[derive(Debug, Clone)]
 pub struct Session {
-    /// PIN key (PIK), a double-length TPK.
+    /// PIN key (PIK), a TPK: single length after a sign-in with 60.3 = 001, double after
+    /// 003 or 004.
     pub tpk: KeyRef,
     /// MAC key (MAK), a single-length TAK.
     pub tak: KeyRef,
+    /// Track data key (TDK), double length, after a sign-in with 60.3 = 004.
+    pub tdk: Option<KeyRef>,
 }
 
 /// The session table, shared by every connection.

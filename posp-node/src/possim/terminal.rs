@@ -81,6 +81,9 @@ pub struct TerminalConfig {
     pub response_timeout: Duration,
     /// How many times a pending reversal (or a load confirmation) is sent per call.
     pub reversal_attempts: u32,
+    /// 60.3 of the sign-in, which chooses the working keys' layout in field 62: `001`
+    /// (single-length PIK and MAK), `003` (double-length PIK) or `004` (and a TDK).
+    pub sign_in_code: &'static str,
 }
 
 impl TerminalConfig {
@@ -107,6 +110,7 @@ impl TerminalConfig {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(30),
             reversal_attempts: 3,
+            sign_in_code: "003",
         }
     }
 }
@@ -1060,14 +1064,15 @@ impl Terminal {
         Ok((outcome, started))
     }
 
-    /// Sign-in (0800, 60.3 = `003`): on `00`, field 62 is decrypted under the TMK, the KCVs
-    /// are checked and the PIK (double length) and MAK become the session keys.
+    /// Sign-in (0800, 60.3 = [`TerminalConfig::sign_in_code`]): on `00`, field 62 is
+    /// decrypted under the TMK, the KCVs are checked, the layout must be the one asked for
+    /// and the PIK, MAK (and TDK) become the session keys.
     pub async fn sign_in(&mut self) -> Outcome {
         let started = Instant::now();
         let mut outcome = Outcome::new(Operation::SignIn, Status::NoResponse);
         let stan = self.take_stan();
         let mut m = self.request("0800", stan);
-        m.set(60, self.field60("00", "003"))
+        m.set(60, self.field60("00", self.config.sign_in_code))
             .set(63, self.config.operator.clone());
         let Some(reply) = self
             .exchange(&mut outcome, &m, "0810", false, false, started)
@@ -1082,11 +1087,20 @@ impl Terminal {
             outcome.status = Status::BadResponse("sign-in approved without field 62".to_owned());
             return outcome;
         };
+        let (pik_len, tdk) = match self.config.sign_in_code {
+            "001" => (8, false),
+            "004" => (16, true),
+            _ => (16, false),
+        };
         match keyexchange::parse_field62(&self.config.tmk, &f62) {
-            Ok(keys) if keys.pik.as_bytes().len() == 16 => self.keys = Some(keys),
+            Ok(keys) if keys.pik.as_bytes().len() == pik_len && keys.tdk.is_some() == tdk => {
+                self.keys = Some(keys);
+            }
             Ok(_) => {
-                outcome.status =
-                    Status::BadResponse("field 62: the PIK is not double length".to_owned());
+                outcome.status = Status::BadResponse(format!(
+                    "field 62: not the key layout of 60.3 = {}",
+                    self.config.sign_in_code
+                ));
             }
             Err(e) => outcome.status = Status::BadResponse(e.to_string()),
         }
