@@ -22,6 +22,7 @@ use tracing::{debug, error, info, warn};
 use super::CenterError;
 use super::clock::LocalTime;
 use super::config::{CardLimits, ResolvedKeys};
+use super::registry::Cached;
 use super::registry::{
     AuthState, CardKind, CardRecord, CardStatus, Registry, account_balance, adjust_balance,
     card_by_number, is_blacklisted, next_counter, set_pin_tries, spent_on, to_i64,
@@ -327,7 +328,7 @@ impl Authorizer {
             let r = self
                 .registry
                 .call(move |c| {
-                    c.execute(
+                    c.execute_cached(
                         "UPDATE auths SET response = ?2 WHERE id = ?1",
                         params![id, stored],
                     )
@@ -707,7 +708,7 @@ impl Authorizer {
         let r = self
             .registry
             .call(move |c| {
-                c.execute(
+                c.execute_cached(
                     "INSERT INTO messages (at_ms, direction, mti, acquirer, terminal, stan, \
                      pan_masked, response_code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     params![
@@ -783,7 +784,7 @@ enum Claim {
 fn claim(c: &Connection, req: &Req, now: &LocalTime, window: i64) -> Result<Claim, CenterError> {
     let since = now.unix_ms - window;
     let prior = c
-        .query_row(
+        .query_row_cached(
             "SELECT fingerprint, response FROM auths WHERE acquirer = ?1 AND terminal = ?2 \
              AND stan = ?3 AND kind != 'reversal' AND created_ms >= ?4 ORDER BY id DESC LIMIT 1",
             params![req.acquirer, req.terminal, req.stan, since],
@@ -804,7 +805,7 @@ fn claim(c: &Connection, req: &Req, now: &LocalTime, window: i64) -> Result<Clai
         }));
     }
     let orphan: i64 = c
-        .query_row(
+        .query_row_cached(
             "SELECT COUNT(*) FROM auths WHERE acquirer = ?1 AND terminal = ?2 AND stan = ?3 \
              AND kind = 'reversal' AND original_id IS NULL AND created_ms >= ?4",
             params![req.acquirer, req.terminal, req.stan, since],
@@ -869,7 +870,7 @@ fn insert_auth(
     } else {
         req.stan
     };
-    c.execute(
+    c.execute_cached(
         "INSERT INTO auths (created_ms, local_date, kind, mti, acquirer, terminal, merchant, \
          stan, fingerprint, card_id, account_id, amount, response_code, rrn, auth_code, state, \
          original_id, load_data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
@@ -1085,7 +1086,7 @@ fn orig_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Orig> {
 }
 
 fn orig_by_id(c: &Connection, id: i64) -> Result<Option<Orig>, CenterError> {
-    c.query_row(
+    c.query_row_cached(
         &format!("SELECT {ORIG_COLUMNS} FROM auths WHERE id = ?1"),
         params![id],
         orig_from_row,
@@ -1095,7 +1096,7 @@ fn orig_by_id(c: &Connection, id: i64) -> Result<Option<Orig>, CenterError> {
 }
 
 fn set_state(c: &Connection, id: i64, state: AuthState) -> Result<(), CenterError> {
-    c.execute(
+    c.execute_cached(
         "UPDATE auths SET state = ?2 WHERE id = ?1",
         params![id, state.as_str()],
     )
@@ -1104,7 +1105,7 @@ fn set_state(c: &Connection, id: i64, state: AuthState) -> Result<(), CenterErro
 }
 
 fn add_refunded(c: &Connection, id: i64, delta: i64) -> Result<(), CenterError> {
-    c.execute(
+    c.execute_cached(
         "UPDATE auths SET refunded = refunded + ?2 WHERE id = ?1",
         params![id, delta],
     )
@@ -1125,7 +1126,7 @@ fn decide_credit_back(
     let card = card_by_number(c, pan)?;
     let orig = match &req.orig_rrn {
         Some(rrn) => c
-            .query_row(
+            .query_row_cached(
                 &format!(
                     "SELECT {ORIG_COLUMNS} FROM auths WHERE rrn = ?1 AND kind = 'purchase' \
                      ORDER BY id DESC LIMIT 1"
@@ -1270,7 +1271,7 @@ fn find_load(
         return Ok(None);
     };
     let row = c
-        .query_row(
+        .query_row_cached(
             "SELECT id, load_data FROM auths WHERE kind = 'load' AND state = 'approved' \
              AND terminal = ?1 AND card_id = ?2 AND amount = ?3 AND created_ms >= ?4 \
              ORDER BY id DESC LIMIT 1",
@@ -1326,7 +1327,7 @@ fn decide_load_confirm(
     data.tac = Some(tac_hex);
     data.tac_ok = Some(code == "00");
     let json = serde_json::to_string(&data).map_err(|e| CenterError::Encode(e.to_string()))?;
-    c.execute(
+    c.execute_cached(
         "UPDATE auths SET load_data = ?2 WHERE id = ?1",
         params![load_id, json],
     )
@@ -1359,7 +1360,7 @@ fn decide_reversal(
     let since = now.unix_ms - window;
     let stan = req.original_stan();
     let prior = c
-        .query_row(
+        .query_row_cached(
             "SELECT response FROM auths WHERE acquirer = ?1 AND terminal = ?2 AND stan = ?3 \
              AND kind = 'reversal' AND created_ms >= ?4 ORDER BY id DESC LIMIT 1",
             params![req.acquirer, req.terminal, stan, since],
@@ -1377,7 +1378,7 @@ fn decide_reversal(
         });
     }
     let orig = c
-        .query_row(
+        .query_row_cached(
             &format!(
                 "SELECT {ORIG_COLUMNS} FROM auths WHERE acquirer = ?1 AND terminal = ?2 \
                  AND stan = ?3 AND kind != 'reversal' AND created_ms >= ?4 \

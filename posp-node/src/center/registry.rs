@@ -32,6 +32,33 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::CenterError;
 
+/// `execute` and `query_row` through the connection's prepared-statement cache: the center
+/// runs the same few statements for every request, and parsing them again each time was a
+/// large part of its committer's time.
+pub(crate) trait Cached {
+    /// [`Connection::execute`] with a cached statement.
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    /// [`Connection::query_row`] with a cached statement.
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 /// A card's status in the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CardStatus {
@@ -401,6 +428,7 @@ impl Registry {
             .map_err(sql("enable foreign keys"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sql("set busy timeout"))?;
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(SCHEMA)
             .map_err(sql("create center schema"))?;
         let conn = Arc::new(Mutex::new(conn));
@@ -490,7 +518,7 @@ impl Registry {
     /// [`CenterError::Database`] (for example an id that exists).
     pub fn add_account(&self, id: &str, balance: i64, owner: &str) -> Result<(), CenterError> {
         self.with(|c| {
-            c.execute(
+            c.execute_cached(
                 "INSERT INTO accounts (id, balance, owner) VALUES (?1, ?2, ?3)",
                 params![id, balance, owner],
             )
@@ -513,7 +541,7 @@ impl Registry {
     /// [`CenterError::Database`] (a number that exists, an unknown account).
     pub fn add_card(&self, card: &NewCard) -> Result<(), CenterError> {
         self.with(|c| {
-            c.execute(
+            c.execute_cached(
                 "INSERT INTO cards (number, kind, account_id, status, expiry, pin_data, \
                  single_limit, daily_limit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
@@ -539,7 +567,7 @@ impl Registry {
     pub fn set_status(&self, number: &str, status: CardStatus) -> Result<bool, CenterError> {
         self.with(|c| {
             let n = c
-                .execute(
+                .execute_cached(
                     "UPDATE cards SET status = ?2 WHERE number = ?1",
                     params![number, status.as_str()],
                 )
@@ -554,7 +582,7 @@ impl Registry {
     /// [`CenterError::Database`].
     pub fn blacklist(&self, number: &str, reason: &str) -> Result<(), CenterError> {
         self.with(|c| {
-            c.execute(
+            c.execute_cached(
                 "INSERT OR REPLACE INTO blacklist (number, reason) VALUES (?1, ?2)",
                 params![number, reason],
             )
@@ -578,7 +606,7 @@ impl Registry {
     pub fn card_count(&self) -> Result<u64, CenterError> {
         self.with(|c| {
             let n: i64 = c
-                .query_row("SELECT COUNT(*) FROM cards", [], |r| r.get(0))
+                .query_row_cached("SELECT COUNT(*) FROM cards", [], |r| r.get(0))
                 .map_err(sql("count cards"))?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
@@ -639,7 +667,7 @@ pub(crate) fn to_i64(v: u64) -> i64 {
 }
 
 pub(crate) fn account_balance(c: &Connection, account: &str) -> Result<Option<i64>, CenterError> {
-    c.query_row(
+    c.query_row_cached(
         "SELECT balance FROM accounts WHERE id = ?1",
         params![account],
         |r| r.get(0),
@@ -651,7 +679,7 @@ pub(crate) fn account_balance(c: &Connection, account: &str) -> Result<Option<i6
 /// Adds `delta` (negative: debit) to an account.
 pub(crate) fn adjust_balance(c: &Connection, account: &str, delta: i64) -> Result<(), CenterError> {
     let n = c
-        .execute(
+        .execute_cached(
             "UPDATE accounts SET balance = balance + ?2 WHERE id = ?1",
             params![account, delta],
         )
@@ -670,7 +698,7 @@ pub(crate) fn card_by_number(
     number: &str,
 ) -> Result<Option<CardRecord>, CenterError> {
     let row = c
-        .query_row(
+        .query_row_cached(
             "SELECT id, number, kind, account_id, status, expiry, pin_data, pin_tries, \
              single_limit, daily_limit FROM cards WHERE number = ?1",
             params![number],
@@ -723,7 +751,7 @@ pub(crate) fn card_by_number(
 
 pub(crate) fn is_blacklisted(c: &Connection, number: &str) -> Result<bool, CenterError> {
     let n: i64 = c
-        .query_row(
+        .query_row_cached(
             "SELECT COUNT(*) FROM blacklist WHERE number = ?1",
             params![number],
             |r| r.get(0),
@@ -733,7 +761,7 @@ pub(crate) fn is_blacklisted(c: &Connection, number: &str) -> Result<bool, Cente
 }
 
 pub(crate) fn set_pin_tries(c: &Connection, card_id: i64, tries: u32) -> Result<(), CenterError> {
-    c.execute(
+    c.execute_cached(
         "UPDATE cards SET pin_tries = ?2 WHERE id = ?1",
         params![card_id, i64::from(tries)],
     )
@@ -744,7 +772,7 @@ pub(crate) fn set_pin_tries(c: &Connection, card_id: i64, tries: u32) -> Result<
 /// The amount a card spent on `local_date` (approved purchases not undone).
 pub(crate) fn spent_on(c: &Connection, card_id: i64, local_date: &str) -> Result<u64, CenterError> {
     let n: i64 = c
-        .query_row(
+        .query_row_cached(
             "SELECT COALESCE(SUM(amount - refunded), 0) FROM auths WHERE card_id = ?1 \
              AND local_date = ?2 AND kind = 'purchase' AND state = 'approved'",
             params![card_id, local_date],
@@ -756,14 +784,14 @@ pub(crate) fn spent_on(c: &Connection, card_id: i64, local_date: &str) -> Result
 
 /// Next value of a counter (starting at 1).
 pub(crate) fn next_counter(c: &Connection, name: &str) -> Result<u64, CenterError> {
-    c.execute(
+    c.execute_cached(
         "INSERT INTO counters (name, value) VALUES (?1, 1) \
          ON CONFLICT(name) DO UPDATE SET value = value + 1",
         params![name],
     )
     .map_err(sql("advance counter"))?;
     let v: i64 = c
-        .query_row(
+        .query_row_cached(
             "SELECT value FROM counters WHERE name = ?1",
             params![name],
             |r| r.get(0),
