@@ -24,6 +24,39 @@ pub fn init_tracing(default_filter: &str) {
         .try_init();
 }
 
+/// Runs a report-producing job on a new runtime and turns its outcome into the exit status
+/// every such subcommand uses: the report on stdout and 0 when `ok(&report)`, 1 when not;
+/// `error: ...` on stderr and 2 when the job could not run.
+pub fn run_report<R, E, F>(job: F, ok: impl FnOnce(&R) -> bool) -> std::process::ExitCode
+where
+    R: std::fmt::Display,
+    E: std::fmt::Display,
+    F: std::future::Future<Output = Result<R, E>>,
+{
+    use std::process::ExitCode;
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(job) {
+        Ok(report) => {
+            println!("{report}");
+            if ok(&report) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// Waits for SIGINT or (on Unix) SIGTERM.
 pub async fn wait_for_signal() {
     #[cfg(unix)]

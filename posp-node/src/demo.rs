@@ -416,6 +416,17 @@ pub struct StackOptions {
     pub load_cards: usize,
 }
 
+impl StackOptions {
+    /// One terminal and an in-process SoftHsm: the smallest stack, for tests.
+    pub fn one_terminal() -> StackOptions {
+        StackOptions {
+            terminals: 1,
+            hsm_simulator: false,
+            ..StackOptions::default()
+        }
+    }
+}
+
 impl Default for StackOptions {
     /// 3 terminals, no fault, 1 s link timeout, the HSM simulator.
     fn default() -> Self {
@@ -955,30 +966,10 @@ pub struct DemoArgs {
 /// demo could not start.
 pub fn run(args: DemoArgs) -> ExitCode {
     crate::cli::init_tracing("error");
-    let runtime = match crate::cli::runtime() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let options = DemoOptions {
         data_dir: args.data_dir,
         burst: args.burst,
         verbose: args.verbose,
     };
-    match runtime.block_on(run_demo(&options)) {
-        Ok(report) => {
-            println!("{report}");
-            if report.success() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    crate::cli::run_report(run_demo(&options), DemoReport::success)
 }

@@ -380,13 +380,6 @@ pub fn run(args: LoadTestArgs) -> ExitCode {
         eprintln!("error: --terminals 1 to 9999 and --transactions at least 1");
         return ExitCode::from(2);
     }
-    let runtime = match crate::cli::runtime() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let options = LoadTestOptions {
         terminals: args.terminals,
         transactions: args.transactions,
@@ -394,20 +387,7 @@ pub fn run(args: LoadTestArgs) -> ExitCode {
         data_dir: args.data_dir,
         progress: true,
     };
-    match runtime.block_on(run_load_test(&options)) {
-        Ok(report) => {
-            println!("{report}");
-            if report.all_approved() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    crate::cli::run_report(run_load_test(&options), LoadTestReport::all_approved)
 }
 
 #[cfg(test)]

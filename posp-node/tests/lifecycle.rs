@@ -24,16 +24,9 @@ async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_dies_is_restarted_and_its_transaction_reversed() {
     let dir = temp_dir("posp-lifecycle-crash");
-    let stack = Stack::start(
-        &dir,
-        &StackOptions {
-            terminals: 1,
-            hsm_simulator: false,
-            ..StackOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let stack = Stack::start(&dir, &StackOptions::one_terminal())
+        .await
+        .unwrap();
     let shared = stack.front.shared().clone();
     shared.test_panic_amount.store(7_777, Ordering::Relaxed);
     let holder = &demo_card_holders()[0];
@@ -112,11 +105,9 @@ async fn graceful_shutdown_lets_a_transaction_in_flight_finish() {
     let stack = Stack::start(
         &dir,
         &StackOptions {
-            terminals: 1,
-            hsm_simulator: false,
             center_delay: Duration::from_millis(600),
             link_timeout: Duration::from_secs(3),
-            ..StackOptions::default()
+            ..StackOptions::one_terminal()
         },
     )
     .await

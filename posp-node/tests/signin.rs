@@ -8,16 +8,9 @@ use posp_node::possim::{Status, Terminal, demo_card_holders};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_001_003_004_give_their_layouts_and_the_keys_work() {
     let dir = temp_dir("posp-signin");
-    let stack = Stack::start(
-        &dir,
-        &StackOptions {
-            terminals: 1,
-            hsm_simulator: false,
-            ..StackOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let stack = Stack::start(&dir, &StackOptions::one_terminal())
+        .await
+        .unwrap();
     let holder = &demo_card_holders()[0];
     let mut first_stan = 1;
     for (code, pik_len, tdk) in [("001", 8, false), ("003", 16, false), ("004", 16, true)] {
