@@ -495,33 +495,45 @@ pub(crate) struct Compiled {
     pub check: Check,
 }
 
-/// The content check of a field, when it is a plain scan of the body bytes; `Full` sends
-/// validation to `validate::field` (BCD, EBCDIC, `x+n` and the rarer text classes).
+/// The content check of a field, when it is a plain scan of the body bytes: the kinds of
+/// byte it allows (the bits). `FULL` (none) sends validation to `validate::field` (BCD,
+/// EBCDIC, `x+n` and the rarer text classes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Check {
-    /// Raw binary: any byte.
-    Free,
-    /// ASCII `n`.
-    Digits,
-    /// ASCII `an`.
-    An,
-    /// ASCII `ans`.
-    Ans,
-    /// Hex-ASCII `b`.
-    Hex,
-    /// Anything else.
-    Full,
-}
+pub(crate) struct Check(pub u8);
 
 impl Check {
+    /// A decimal digit.
+    pub const DIGIT: u8 = 1;
+    /// An ASCII letter.
+    pub const LETTER: u8 = 2;
+    /// `a`-`f` or `A`-`F`.
+    pub const HEX_LETTER: u8 = 4;
+    /// Not a control character (0x20 and above, except 0x7F).
+    pub const PRINTABLE: u8 = 8;
+    /// Any byte at all.
+    pub const ANY: u8 = 16;
+
+    /// Raw binary: any byte.
+    pub const FREE: Check = Check(Self::ANY);
+    /// ASCII `n`.
+    pub const DIGITS: Check = Check(Self::DIGIT);
+    /// ASCII `an`.
+    pub const AN: Check = Check(Self::DIGIT | Self::LETTER);
+    /// ASCII `ans`.
+    pub const ANS: Check = Check(Self::PRINTABLE);
+    /// Hex-ASCII `b`.
+    pub const HEX: Check = Check(Self::DIGIT | Self::HEX_LETTER);
+    /// Anything else.
+    pub const FULL: Check = Check(0);
+
     const fn of(d: &FieldSpec) -> Check {
         match (d.encoding, d.class) {
-            (Encoding::Binary, _) => Check::Free,
-            (Encoding::HexAscii, _) => Check::Hex,
-            (Encoding::Ascii, DataClass::N) => Check::Digits,
-            (Encoding::Ascii, DataClass::An) => Check::An,
-            (Encoding::Ascii, DataClass::Ans) => Check::Ans,
-            _ => Check::Full,
+            (Encoding::Binary, _) => Check::FREE,
+            (Encoding::HexAscii, _) => Check::HEX,
+            (Encoding::Ascii, DataClass::N) => Check::DIGITS,
+            (Encoding::Ascii, DataClass::An) => Check::AN,
+            (Encoding::Ascii, DataClass::Ans) => Check::ANS,
+            _ => Check::FULL,
         }
     }
 }
@@ -535,7 +547,7 @@ impl Compiled {
         fixed_wire: 0,
         max_value: 0,
         conv: Conv::Same,
-        check: Check::Full,
+        check: Check::FULL,
     };
 }
 

@@ -70,17 +70,17 @@ pub(crate) fn all_in_class(class: DataClass, bytes: &[u8]) -> bool {
 }
 
 /// The quick check of a body whose compiled check is a plain scan: true when it passes. False
-/// for a body that fails and for [`Check::Full`]; either way `field` then decides (and finds
+/// for a body that fails and for [`Check::FULL`]; either way `field` then decides (and finds
 /// the offending byte).
 #[inline(always)]
 pub(crate) fn quick(check: Check, body: &[u8]) -> bool {
     match check {
-        Check::Free => true,
-        Check::Digits => all_bytes(body, is_digit),
-        Check::An => all_bytes(body, |c| is_digit(c) | is_letter(c)),
-        Check::Ans => all_bytes(body, |c| (c >= 0x20) & (c != 0x7F)),
-        Check::Hex => all_hex(body),
-        Check::Full => false,
+        Check::DIGITS => all_bytes(body, is_digit),
+        Check::AN => all_bytes(body, |c| is_digit(c) | is_letter(c)),
+        Check::ANS => all_bytes(body, |c| (c >= 0x20) & (c != 0x7F)),
+        Check::HEX => all_hex(body),
+        Check::FREE => true,
+        _ => false,
     }
 }
 
@@ -216,20 +216,20 @@ mod tests {
     #[test]
     fn scans_agree_with_accepts_at_every_length_and_position() {
         let classes = [
-            (DataClass::N, b'7', Check::Digits),
-            (DataClass::An, b'x', Check::An),
-            (DataClass::Ans, b' ', Check::Ans),
-            (DataClass::A, b'Q', Check::Full),
-            (DataClass::As, b'/', Check::Full),
-            (DataClass::Ns, b'-', Check::Full),
-            (DataClass::Z, b'=', Check::Full),
+            (DataClass::N, b'7', Check::DIGITS),
+            (DataClass::An, b'x', Check::AN),
+            (DataClass::Ans, b' ', Check::ANS),
+            (DataClass::A, b'Q', Check::FULL),
+            (DataClass::As, b'/', Check::FULL),
+            (DataClass::Ns, b'-', Check::FULL),
+            (DataClass::Z, b'=', Check::FULL),
         ];
         for (class, good, check) in classes {
             for len in 0..40 {
                 let mut body = [good; 40];
                 let body = &mut body[..len];
                 assert!(all_in_class(class, body), "{class} len {len}");
-                assert_eq!(quick(check, body), check != Check::Full);
+                assert_eq!(quick(check, body), check != Check::FULL);
                 for at in 0..len {
                     for bad in 0..=255u8 {
                         body[at] = bad;
@@ -239,7 +239,7 @@ mod tests {
                             expected,
                             "{class} {len} {at} {bad}"
                         );
-                        if check != Check::Full {
+                        if check != Check::FULL {
                             assert_eq!(quick(check, body), expected, "{class} {len} {at} {bad}");
                         }
                     }
@@ -250,12 +250,12 @@ mod tests {
         for len in 0..40 {
             let mut body = [b'a'; 40];
             let body = &mut body[..len];
-            assert!(quick(Check::Hex, body) && quick(Check::Free, body));
+            assert!(quick(Check::HEX, body) && quick(Check::FREE, body));
             for at in 0..len {
                 for bad in 0..=255u8 {
                     body[at] = bad;
                     assert_eq!(
-                        quick(Check::Hex, body),
+                        quick(Check::HEX, body),
                         hex_value(bad).is_some(),
                         "{len} {at}"
                     );
