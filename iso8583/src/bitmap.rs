@@ -214,16 +214,23 @@ pub(crate) fn read_word(
 pub(crate) fn write_word(out: &mut impl crate::encode::Output, word: u64, enc: BitmapEncoding) {
     match enc {
         BitmapEncoding::Binary => out.put(&word.to_be_bytes()),
-        BitmapEncoding::HexAscii | BitmapEncoding::Ebcdic => {
+        BitmapEncoding::HexAscii => {
+            // Computed digits over fixed arrays: a few vector instructions, no table.
+            let bytes = word.to_be_bytes();
+            let mut buf = [0u8; 16];
+            for (pair, b) in buf.as_chunks_mut::<2>().0.iter_mut().zip(bytes) {
+                *pair = [
+                    crate::encode::hex_digit(b >> 4),
+                    crate::encode::hex_digit(b & 0xF),
+                ];
+            }
+            out.put(&buf);
+        }
+        BitmapEncoding::Ebcdic => {
             let mut buf = [0u8; 16];
             for (i, slot) in buf.iter_mut().enumerate() {
                 let nib = ((word >> (60 - 4 * i)) & 0xF) as usize;
-                let c = HEX_UPPER[nib];
-                *slot = if enc == BitmapEncoding::Ebcdic {
-                    crate::ebcdic::CodePage::Cp037.from_ascii(c)
-                } else {
-                    c
-                };
+                *slot = crate::ebcdic::CodePage::Cp037.from_ascii(HEX_UPPER[nib]);
             }
             out.put(&buf);
         }

@@ -304,7 +304,12 @@ impl<'v> MessageBuf<'v> {
         Ok(out)
     }
 
-    fn encode_inner(&self, spec: &Spec, out: &mut impl Output, start: usize) -> Result<()> {
+    fn encode_inner<O: Output>(
+        &self,
+        spec: &Spec,
+        out: &mut Staged<'_, O>,
+        start: usize,
+    ) -> Result<()> {
         write_mti(out, &self.mti, spec.mti_encoding());
         let bitmap = self.bitmap(spec);
         let words = bitmap.words();
@@ -500,7 +505,7 @@ fn check_length(
 /// else and for any value that `field` would pad or refuse: `field` then does the work and
 /// reports the error.
 #[inline(always)]
-fn fast_field(c: Compiled, value: &Value<'_>, out: &mut impl Output) -> bool {
+fn fast_field<O: Output>(c: Compiled, value: &Value<'_>, out: &mut Staged<'_, O>) -> bool {
     if !c.defined || (c.var && c.prefix != PrefixEncoding::Ascii) {
         return false;
     }
@@ -525,17 +530,18 @@ fn fast_field(c: Compiled, value: &Value<'_>, out: &mut impl Output) -> bool {
         return false;
     }
     if c.var {
-        let mut digits = [b'0'; 4];
-        let mut v = wire;
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-        let width = (c.prefix_width as usize).min(4);
-        out.put(digits.get(4 - width..).unwrap_or_default());
+        // At most 4 digits (the compiled maximum fits the prefix).
+        let v = wire as u32;
+        let digits = [v / 1000 % 10, v / 100 % 10, v / 10 % 10, v % 10].map(|d| b'0' + d as u8);
+        let width = (c.prefix_width as u32).clamp(1, 4);
+        // Left-aligned, so that the prefix is the first `width` bytes.
+        out.put_prefix(
+            (u32::from_be_bytes(digits) << (8 * (4 - width))).to_be_bytes(),
+            width as usize,
+        );
     }
     if hex {
-        put_hex(out, bytes);
+        out.put_hex(bytes);
     } else {
         out.put(bytes);
     }
@@ -677,7 +683,7 @@ fn field(
 /// Upper-case hex digit of a nibble (0 to 15), computed rather than looked up so that whole
 /// blocks vectorise.
 #[inline(always)]
-fn hex_digit(nibble: u8) -> u8 {
+pub(crate) fn hex_digit(nibble: u8) -> u8 {
     nibble + b'0' + (nibble > 9) as u8 * 7
 }
 
@@ -695,26 +701,28 @@ fn put_hex(out: &mut impl Output, raw: &[u8]) {
         }
         out.put(buf.get(..group.len() * 32).unwrap_or_default());
     }
-    if tail.is_empty() {
-        return;
+    if !tail.is_empty() {
+        let (chars, from, to) = tail_chars(raw, tail.len());
+        out.put(chars.get(from..to).unwrap_or_default());
     }
+}
+
+/// The characters of the last `tail` (under 16) bytes of `raw`: a block made from the last 16
+/// bytes (or the tail alone, zero-filled, when `raw` is shorter) and the range of it to append.
+fn tail_chars(raw: &[u8], tail: usize) -> ([u8; 32], usize, usize) {
     let mut last = [0u8; 16];
     let (src, skip) = match raw.last_chunk::<16>() {
-        Some(src) => (src, 16 - tail.len()),
+        Some(src) => (src, 16 - tail),
         None => {
-            if let Some(dst) = last.get_mut(..tail.len()) {
-                dst.copy_from_slice(tail);
+            if let (Some(dst), Some(src)) = (last.get_mut(..tail), raw.get(raw.len() - tail..)) {
+                dst.copy_from_slice(src);
             }
             (&last, 0)
         }
     };
     let mut chars = [0u8; 32];
     hex_block(src, &mut chars);
-    out.put(
-        chars
-            .get(2 * skip..2 * (skip + tail.len()))
-            .unwrap_or_default(),
-    );
+    (chars, 2 * skip, 2 * (skip + tail))
 }
 
 #[inline(always)]
@@ -792,22 +800,71 @@ impl<'o, O: Output> Staged<'o, O> {
     }
 }
 
+impl<O: Output> Staged<'_, O> {
+    /// Appends the first `width` (1 to 4) of `bytes` with one 4-byte move.
+    #[inline(always)]
+    fn put_prefix(&mut self, bytes: [u8; 4], width: usize) {
+        match self
+            .buf
+            .get_mut(self.used..)
+            .and_then(|d| d.first_chunk_mut::<4>())
+        {
+            Some(dst) => {
+                *dst = bytes;
+                self.used += width.min(4);
+            }
+            None => self.put_large(bytes.get(..width).unwrap_or_default()),
+        }
+    }
+
+    /// Appends `raw` as upper-case hex (see [`put_hex`]), writing the characters of each
+    /// 16-byte block straight into the stage.
+    fn put_hex(&mut self, raw: &[u8]) {
+        let (blocks, tail) = raw.as_chunks::<16>();
+        for src in blocks {
+            if let Some(dst) = self
+                .buf
+                .get_mut(self.used..)
+                .and_then(|d| d.first_chunk_mut::<32>())
+            {
+                hex_block(src, dst);
+                self.used += 32;
+            } else {
+                let mut chars = [0u8; 32];
+                hex_block(src, &mut chars);
+                self.put_large(&chars);
+            }
+        }
+        if !tail.is_empty() {
+            let (chars, from, to) = tail_chars(raw, tail.len());
+            self.put(chars.get(from..to).unwrap_or_default());
+        }
+    }
+}
+
 impl<O: Output> Output for Staged<'_, O> {
     #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
         let n = bytes.len();
-        // Room for a whole 16-byte move, so that a short piece may be written with fixed-size
-        // moves that run past its end (into bytes not in use yet).
-        let Some(dst) = self
-            .buf
-            .get_mut(self.used..)
-            .filter(|d| d.len() >= n.max(16))
-        else {
+        let Some(dst) = self.buf.get_mut(self.used..).filter(|d| d.len() >= n) else {
             self.put_large(bytes);
             return;
         };
-        if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>())
-            && n <= 16
+        // Two fixed-size moves, overlapping in the middle, for anything up to 64 bytes.
+        if let (Some(first), Some(last), true) =
+            (bytes.first_chunk::<32>(), bytes.last_chunk::<32>(), n <= 64)
+        {
+            dst[..32].copy_from_slice(first);
+            dst[n - 32..n].copy_from_slice(last);
+        } else if let (Some(first), Some(last)) =
+            (bytes.first_chunk::<16>(), bytes.last_chunk::<16>())
+            && n < 32
+        {
+            dst[..16].copy_from_slice(first);
+            dst[n - 16..n].copy_from_slice(last);
+        } else if let (Some(first), Some(last)) =
+            (bytes.first_chunk::<8>(), bytes.last_chunk::<8>())
+            && n < 16
         {
             dst[..8].copy_from_slice(first);
             dst[n - 8..n].copy_from_slice(last);
@@ -818,8 +875,12 @@ impl<O: Output> Output for Staged<'_, O> {
             dst[..4].copy_from_slice(first);
             dst[n - 4..n].copy_from_slice(last);
         } else if n < 4 {
-            for (d, &b) in dst.iter_mut().zip(bytes) {
-                *d = b;
+            // One to three bytes: the first, the middle and the last are all of them.
+            if let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) {
+                let middle = bytes.get(n / 2).copied().unwrap_or(first);
+                dst[0] = first;
+                dst[n / 2] = middle;
+                dst[n - 1] = last;
             }
         } else {
             dst[..n].copy_from_slice(bytes);
@@ -910,6 +971,15 @@ mod tests {
             put_hex(&mut out, &raw[..len]);
             assert_eq!(out[..2], *b"xy");
             assert_eq!(out[2..], hex_reference(&raw[..len]), "length {len}");
+        }
+        for len in 0..raw.len() {
+            let mut out = b"xy".to_vec();
+            let mut staged = Staged::new(&mut out);
+            staged.put(&raw[..len % 250]);
+            staged.put_hex(&raw[..len]);
+            staged.flush();
+            let expected = [&b"xy"[..], &raw[..len % 250], &hex_reference(&raw[..len])].concat();
+            assert_eq!(out, expected, "length {len}");
         }
         let mut out = Vec::new();
         put_hex(&mut out, &[0x00, 0x09, 0x0A, 0x0F, 0x90, 0xA0, 0xF0, 0xFF]);

@@ -24,8 +24,13 @@ fn all_bytes(bytes: &[u8], ok: impl Fn(u8) -> bool + Copy) -> bool {
         block_ok(first, ok) & block_ok(last, ok)
     } else if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
         block_ok(first, ok) & block_ok(last, ok)
+    } else if let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) {
+        // One to three bytes: the first, the middle and the last are all of them, without a
+        // loop.
+        let middle = bytes.get(bytes.len() / 2).copied().unwrap_or(first);
+        ok(first) & ok(middle) & ok(last)
     } else {
-        bytes.iter().fold(true, |good, &c| good & ok(c))
+        true
     }
 }
 
