@@ -2,7 +2,7 @@
 //! authorizations it gave, and its message journal — one SQLite file (WAL,
 //! `synchronous=FULL`), one connection.
 //!
-//! **Group commit.** The request path ([`Registry::call`]) hands each unit of work (a
+//! **Group commit.** The request path (`Registry::call`) hands each unit of work (a
 //! decision: check, debit, record; a journal line) to one committer thread, which runs the
 //! units in arrival order inside one transaction, each in its own savepoint (a unit that
 //! fails is rolled back alone), commits once, and only then gives every unit its result. A
