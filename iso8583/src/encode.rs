@@ -500,7 +500,7 @@ fn check_length(
 }
 
 /// Encodes the common cases without the field's full definition, from its compiled form: text
-/// for an ASCII `n`, `an` or `ans` field that needs no padding, bytes for a hex-ASCII `b` field,
+/// for an ASCII `n`, `z`, `an` or `ans` field that needs no padding, bytes for a hex-ASCII `b` field,
 /// with an ASCII length prefix if any. Returns false, having written nothing, for everything
 /// else and for any value that `field` would pad or refuse: `field` then does the work and
 /// reports the error.
@@ -509,9 +509,9 @@ fn fast_field<O: Output>(c: Compiled, value: &Value<'_>, out: &mut Staged<'_, O>
     if !c.defined || (c.var && c.prefix != PrefixEncoding::Ascii) {
         return false;
     }
-    // ASCII text classes allow no other kinds than these (and `FULL` none at all).
-    let text =
-        c.check.0 != 0 && c.check.0 & !(Check::DIGIT | Check::LETTER | Check::PRINTABLE) == 0;
+    // ASCII text and track classes allow no other kinds than these (and `FULL` none at all).
+    let text = c.check.0 != 0
+        && c.check.0 & !(Check::DIGIT | Check::LETTER | Check::PRINTABLE | Check::SEPARATOR) == 0;
     let (bytes, hex) = match value {
         Value::Text(t) if text => (t.as_bytes(), false),
         Value::Bytes(b) if text => (&b[..], false),

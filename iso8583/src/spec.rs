@@ -512,6 +512,8 @@ impl Check {
     pub const PRINTABLE: u8 = 8;
     /// Any byte at all.
     pub const ANY: u8 = 16;
+    /// `=` or `D`, the track separator.
+    pub const SEPARATOR: u8 = 32;
 
     /// Raw binary: any byte.
     pub const FREE: Check = Check(Self::ANY);
@@ -525,6 +527,8 @@ impl Check {
     pub const HEX: Check = Check(Self::DIGIT | Self::HEX_LETTER);
     /// Anything else.
     pub const FULL: Check = Check(0);
+    /// ASCII `z` (track data).
+    pub const TRACK: Check = Check(Self::DIGIT | Self::SEPARATOR);
 
     const fn of(d: &FieldSpec) -> Check {
         match (d.encoding, d.class) {
@@ -533,6 +537,7 @@ impl Check {
             (Encoding::Ascii, DataClass::N) => Check::DIGITS,
             (Encoding::Ascii, DataClass::An) => Check::AN,
             (Encoding::Ascii, DataClass::Ans) => Check::ANS,
+            (Encoding::Ascii, DataClass::Z) => Check::TRACK,
             _ => Check::FULL,
         }
     }

@@ -84,6 +84,7 @@ pub(crate) fn quick(check: Check, body: &[u8]) -> bool {
         Check::AN => all_bytes(body, |c| is_digit(c) | is_letter(c)),
         Check::ANS => all_bytes(body, |c| (c >= 0x20) & (c != 0x7F)),
         Check::HEX => all_hex(body),
+        Check::TRACK => all_in_class(DataClass::Z, body),
         Check::FREE => true,
         _ => false,
     }
@@ -227,7 +228,7 @@ mod tests {
             (DataClass::A, b'Q', Check::FULL),
             (DataClass::As, b'/', Check::FULL),
             (DataClass::Ns, b'-', Check::FULL),
-            (DataClass::Z, b'=', Check::FULL),
+            (DataClass::Z, b'=', Check::TRACK),
         ];
         for (class, good, check) in classes {
             for len in 0..40 {
