@@ -214,18 +214,7 @@ pub(crate) fn read_word(
 pub(crate) fn write_word(out: &mut impl crate::encode::Output, word: u64, enc: BitmapEncoding) {
     match enc {
         BitmapEncoding::Binary => out.put(&word.to_be_bytes()),
-        BitmapEncoding::HexAscii => {
-            // Computed digits over fixed arrays: a few vector instructions, no table.
-            let bytes = word.to_be_bytes();
-            let mut buf = [0u8; 16];
-            for (pair, b) in buf.as_chunks_mut::<2>().0.iter_mut().zip(bytes) {
-                *pair = [
-                    crate::encode::hex_digit(b >> 4),
-                    crate::encode::hex_digit(b & 0xF),
-                ];
-            }
-            out.put(&buf);
-        }
+        BitmapEncoding::HexAscii => out.put(&hex_word(word)),
         BitmapEncoding::Ebcdic => {
             let mut buf = [0u8; 16];
             for (i, slot) in buf.iter_mut().enumerate() {
@@ -237,10 +226,52 @@ pub(crate) fn write_word(out: &mut impl crate::encode::Output, word: u64, enc: B
     }
 }
 
+/// The 16 upper-case hex characters of `word`, most significant first, computed eight bytes
+/// at a time (SWAR): each nibble is spread into its own byte, then `0`-`9` and `A`-`F` are
+/// made by adding `'0'` and, where the nibble is above 9, 7 more.
+#[inline]
+fn hex_word(word: u64) -> [u8; 16] {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    // Four bytes -> eight nibble bytes, in order: byte k of `half` (big-endian) gives bytes 2k
+    // (high nibble) and 2k + 1 (low nibble) of the result.
+    let chars = |half: u32| -> [u8; 8] {
+        let x = u64::from(half);
+        // Spread the four bytes to every other byte: b0 b1 b2 b3 -> b0 0 b1 0 b2 0 b3 0.
+        let x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
+        let x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
+        // High nibble to the upper byte of each pair, low nibble to the lower byte.
+        let n = ((x & 0x00F0_00F0_00F0_00F0) >> 4) | ((x & 0x000F_000F_000F_000F) << 8);
+        // Nibble > 9 exactly when nibble + 6 reaches 16.
+        let above9 = ((n + LOW * 6) >> 4) & LOW;
+        (n + LOW * u64::from(b'0') + above9 * 7).to_le_bytes()
+    };
+    let (hi, lo) = ((word >> 32) as u32, word as u32);
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&chars(hi.swap_bytes()));
+    out[8..].copy_from_slice(&chars(lo.swap_bytes()));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+
+    #[test]
+    fn hex_word_matches_formatting() {
+        let mut x = 0x0123_4567_89AB_CDEFu64;
+        for _ in 0..2000 {
+            let expected = alloc::format!("{x:016X}");
+            assert_eq!(hex_word(x), expected.as_bytes(), "{x:#x}");
+            x = x
+                .rotate_left(5)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add(1);
+        }
+        for x in [0, u64::MAX, 0xA000_0000_0000_0009, 0x8000_0000_0000_0001] {
+            assert_eq!(hex_word(x), alloc::format!("{x:016X}").as_bytes());
+        }
+    }
 
     #[test]
     fn set_contains_iter_rank() {

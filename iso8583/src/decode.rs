@@ -8,14 +8,15 @@
 //! Decoding checks structure only. Content (digits in `n` fields, character classes, pad nibbles,
 //! hex digits) is checked by [`Message::validate`] or [`Field::validate`], a separate pass that
 //! costs about as much as the decode itself again (see `BENCHMARKS.md`); a front end that must
-//! refuse malformed content calls both, a router that only reads field 3 calls neither.
+//! refuse malformed content calls both (or [`decode_validated`], the two in one call), a router
+//! that only reads field 3 calls neither.
 
 use core::fmt;
 
 use crate::bitmap::{self, Bitmap};
 use crate::error::{Error, ErrorKind, Part, Result};
 use crate::spec::{
-    Align, BitmapEncoding, Compiled, Conv, Counts, DataClass, Encoding, FieldSpec, Length,
+    Align, BitmapEncoding, Check, Compiled, Conv, Counts, DataClass, Encoding, FieldSpec, Length,
     MAX_FIELD, MtiEncoding, PrefixEncoding, Spec,
 };
 
@@ -61,6 +62,31 @@ pub fn decode<'a>(spec: &'a Spec, data: &'a [u8]) -> Result<Message<'a>> {
     let mut result = Ok(Message::empty(spec, data));
     if let Ok(m) = &mut result
         && let Err(e) = m.walk(MAX_FIELD, true)
+    {
+        result = Err(e);
+    }
+    result
+}
+
+/// Decodes a whole message and checks the content of every field: [`decode`] followed by
+/// [`Message::validate`], in one call. A structural problem is returned first; then the first
+/// field whose content fails.
+///
+/// ```
+/// use iso8583_wire::{ErrorKind, decode_validated, specs};
+/// let spec = specs::iso87_ascii();
+/// let msg = decode_validated(spec, b"0800822000000000000004000000000000001128113245000001301")?;
+/// assert_eq!(msg.field(11).map(|f| f.to_u64()), Some(Ok(1)));
+/// // Field 11 (n 6) with a letter in it: decode alone accepts it, this does not.
+/// let bad = b"0800822000000000000004000000000000001128113245A00001301";
+/// let err = decode_validated(spec, bad).unwrap_err();
+/// assert_eq!((err.field(), err.offset()), (Some(11), 46));
+/// # Ok::<(), iso8583_wire::Error>(())
+/// ```
+pub fn decode_validated<'a>(spec: &'a Spec, data: &'a [u8]) -> Result<Message<'a>> {
+    let mut result = Ok(Message::empty(spec, data));
+    if let Ok(m) = &mut result
+        && let Err(e) = m.walk(MAX_FIELD, true).and_then(|()| m.validate())
     {
         result = Err(e);
     }
@@ -272,48 +298,148 @@ impl<'a> Message<'a> {
     /// Checks the content of every decoded field against its data class, pad nibbles and hex
     /// digits. Returns the first problem.
     pub fn validate(&self) -> Result<()> {
-        // One pass in field order over the recorded ends: each field starts where the previous
-        // one ended, so no rank or prefix is recomputed per field, and the common classes are
-        // checked by a scan chosen when the spec was compiled. Only a field that fails the scan,
-        // or needs more (BCD, EBCDIC, `x+n`, ...), goes through `validate::field`.
+        if self.content_passes() {
+            Ok(())
+        } else {
+            self.first_content_error()
+        }
+    }
+
+    /// Whether every decoded field's content passes, as fast as it can be told: one pass in
+    /// field order over the recorded ends (each field starts where the previous one ended, so
+    /// no rank or prefix is recomputed), where adjacent fields under the same quick check (an
+    /// ASCII length prefix is digits, which all of them accept) are checked as one stretch of
+    /// bytes. Only fields without a quick check (BCD, EBCDIC, the rarer classes) go through
+    /// `validate::field`.
+    fn content_passes(&self) -> bool {
         let spec = self.spec;
         let data = self.data;
-        let mut start = self.fields_start as usize;
-        let mut ends = self
-            .ends
-            .get(..self.count as usize)
-            .unwrap_or_default()
-            .iter();
-        let mut words = self.bitmap.words();
-        words[0] &= !(1 << 63);
-        for (wi, mut w) in words.into_iter().enumerate() {
-            while w != 0 {
-                let lz = w.leading_zeros();
-                w &= !(1u64 << (63 - lz));
-                let Some(&end) = ends.next() else {
-                    return Ok(());
+        let mut good = true;
+        let mut run = Run {
+            start: 0,
+            end: 0,
+            check: Check::FREE,
+        };
+        for (n, field_start, end) in self.spans() {
+            let c = spec.compiled(n);
+            let body_start = field_start + c.prefix_width as usize * c.var as usize;
+            if matches!(
+                c.check,
+                Check::DIGITS | Check::AN | Check::ANS | Check::HEX | Check::TRACK
+            ) {
+                let from = if c.var && c.prefix == PrefixEncoding::Ascii {
+                    field_start
+                } else {
+                    body_start
                 };
-                let n = (wi as u32 * 64 + lz + 1) as u16;
-                let (field_start, end) = (start, end as usize);
-                start = end;
-                let c = spec.compiled(n);
-                let body_start = field_start + c.prefix_width as usize * c.var as usize;
-                // Decoding checked every end against the input and stopped at any undefined
-                // field, so these lookups do not fail (`Message::field` skips them too).
-                let Some(body) = data.get(body_start..end) else {
-                    continue;
-                };
-                if crate::validate::quick(c.check, body) {
-                    continue;
+                if c.check == run.check && from == run.end {
+                    run.end = end;
+                } else {
+                    good &= run.passes(data);
+                    run = Run {
+                        start: from,
+                        end,
+                        check: c.check,
+                    };
                 }
-                let (Some(def), Some(prefix)) = (spec.field(n), data.get(field_start..body_start))
-                else {
-                    continue;
-                };
-                crate::validate::field(n, def, prefix, body, body_start)?;
+            } else if c.check != Check::FREE {
+                good &= crate::validate::quick_in(c.check, data, body_start, end)
+                    || spec.field(n).is_none_or(|def| {
+                        let body = data.get(body_start..end).unwrap_or_default();
+                        let prefix = data.get(field_start..body_start).unwrap_or_default();
+                        crate::validate::field(n, def, prefix, body, body_start).is_ok()
+                    });
             }
         }
+        good && run.passes(data)
+    }
+
+    /// The first field whose content fails, field by field (after `content_passes` said one
+    /// does).
+    fn first_content_error(&self) -> Result<()> {
+        let spec = self.spec;
+        let data = self.data;
+        for (n, field_start, end) in self.spans() {
+            let c = spec.compiled(n);
+            let body_start = field_start + c.prefix_width as usize * c.var as usize;
+            // Decoding checked every end against the input and stopped at any undefined
+            // field, so these lookups do not fail (`Message::field` skips them too).
+            let Some(body) = data.get(body_start..end) else {
+                continue;
+            };
+            if crate::validate::quick(c.check, body) {
+                continue;
+            }
+            let (Some(def), Some(prefix)) = (spec.field(n), data.get(field_start..body_start))
+            else {
+                continue;
+            };
+            crate::validate::field(n, def, prefix, body, body_start)?;
+        }
         Ok(())
+    }
+
+    /// The decoded fields in order as (number, offset of the prefix, end): each starts where the
+    /// previous one ended, so nothing is recomputed per field.
+    #[inline(always)]
+    fn spans(&self) -> Spans<'_> {
+        let [first, second, third] = self.bitmap.words();
+        Spans {
+            current: first & !(1 << 63),
+            later: [second, third],
+            base: 0,
+            start: self.fields_start as usize,
+            ends: self
+                .ends
+                .get(..self.count as usize)
+                .unwrap_or_default()
+                .iter(),
+        }
+    }
+}
+
+/// See [`Message::spans`]. The bitmap words are plain fields shifted down as each is used up
+/// (an array indexed by a counter would keep them in memory instead of registers).
+struct Spans<'m> {
+    current: u64,
+    later: [u64; 2],
+    base: u32,
+    start: usize,
+    ends: core::slice::Iter<'m, u32>,
+}
+
+impl Iterator for Spans<'_> {
+    type Item = (u16, usize, usize);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.current == 0 {
+            if self.later == [0, 0] {
+                return None;
+            }
+            self.current = self.later[0];
+            self.later = [self.later[1], 0];
+            self.base += 64;
+        }
+        let lz = self.current.leading_zeros();
+        self.current &= !(1u64 << (63 - lz));
+        let end = *self.ends.next()? as usize;
+        let start = core::mem::replace(&mut self.start, end);
+        Some(((self.base + lz + 1) as u16, start, end))
+    }
+}
+
+/// Adjacent bytes of the message under one quick content check.
+struct Run {
+    start: usize,
+    end: usize,
+    check: Check,
+}
+
+impl Run {
+    #[inline(always)]
+    fn passes(&self, data: &[u8]) -> bool {
+        crate::validate::quick_in(self.check, data, self.start, self.end)
     }
 }
 

@@ -160,6 +160,9 @@ impl Value<'_> {
 pub struct MessageBuf<'v> {
     mti: [u8; 4],
     fields: Vec<(u16, Value<'v>)>,
+    /// The numbers in `fields` as bitmap words (1..=192; others set nothing), kept up to date
+    /// by `set` and `remove` so that encoding does not walk the fields for the bitmap.
+    present: [u64; 3],
 }
 
 impl fmt::Debug for MessageBuf<'_> {
@@ -210,7 +213,10 @@ impl<'v> MessageBuf<'v> {
                     slot.1 = value;
                 }
             }
-            Err(i) => self.fields.insert(i, (n, value)),
+            Err(i) => {
+                self.fields.insert(i, (n, value));
+                self.present = with_bit(self.present, n, true);
+            }
         }
         self
     }
@@ -227,6 +233,7 @@ impl<'v> MessageBuf<'v> {
     /// Removes field `n`, returning its value.
     pub fn remove(&mut self, n: u16) -> Option<Value<'v>> {
         let i = self.fields.binary_search_by_key(&n, |(k, _)| *k).ok()?;
+        self.present = with_bit(self.present, n, false);
         Some(self.fields.remove(i).1)
     }
 
@@ -239,6 +246,7 @@ impl<'v> MessageBuf<'v> {
     pub fn into_owned(self) -> MessageBuf<'static> {
         MessageBuf {
             mti: self.mti,
+            present: self.present,
             fields: self
                 .fields
                 .into_iter()
@@ -249,29 +257,19 @@ impl<'v> MessageBuf<'v> {
 
     /// The bitmap the message will carry under `spec` (bitmap bits included).
     pub fn bitmap(&self, spec: &Spec) -> Bitmap {
-        // One pass: the fields are few and this runs on every encode.
-        let mut words = [0u64; 3];
-        let mut highest = 0;
-        for &(n, _) in &self.fields {
-            highest = highest.max(n);
-            if spec.is_bitmap_field(n) {
-                continue;
-            }
-            // Numbers outside 1..=192 set nothing (as `Bitmap::set`).
-            let i = n.wrapping_sub(1);
-            let bit = 1u64 << (63 - i % 64);
-            match i / 64 {
-                0 => words[0] |= bit,
-                1 => words[1] |= bit,
-                2 => words[2] |= bit,
-                _ => {}
-            }
+        let mut words = self.present;
+        // Bits 1 and (tertiary) 65 say whether later words follow, whatever was set there.
+        words[0] &= !(1 << 63);
+        let tertiary = spec.tertiary_bitmap();
+        if tertiary {
+            words[1] &= !(1 << 63);
         }
+        let highest = self.fields.last().map_or(0, |&(n, _)| n);
         let mut b = Bitmap::from_words(words);
         if highest > 64 {
             b.set(1);
         }
-        if spec.tertiary_bitmap() && highest > 128 {
+        if tertiary && highest > 128 {
             b.set(65);
         }
         b
@@ -347,6 +345,20 @@ impl<'v> MessageBuf<'v> {
         }
         Ok(())
     }
+}
+
+/// `words` with the bit of field `n` set or cleared (numbers outside 1..=192 change nothing).
+fn with_bit(mut words: [u64; 3], n: u16, on: bool) -> [u64; 3] {
+    let i = n.wrapping_sub(1);
+    if let Some(w) = words.get_mut(usize::from(i / 64)) {
+        let bit = 1u64 << (63 - i % 64);
+        if on {
+            *w |= bit;
+        } else {
+            *w &= !bit;
+        }
+    }
+    words
 }
 
 fn write_tertiary(spec: &Spec, out: &mut impl Output, word: u64, start: usize) -> Result<()> {
@@ -771,7 +783,7 @@ struct Staged<'o, O: Output> {
     used: usize,
 }
 
-const STAGE: usize = 256;
+const STAGE: usize = 512;
 
 impl<'o, O: Output> Staged<'o, O> {
     fn new(out: &'o mut O) -> Self {
@@ -835,10 +847,52 @@ impl<O: Output> Staged<'_, O> {
                 self.put_large(&chars);
             }
         }
-        if !tail.is_empty() {
-            let (chars, from, to) = tail_chars(raw, tail.len());
-            self.put(chars.get(from..to).unwrap_or_default());
+        if tail.is_empty() {
+            return;
         }
+        // The last 16 bytes again, their characters written over the ones just written for the
+        // overlap (the same characters) when those are still in the stage.
+        let back = 2 * (16 - tail.len());
+        if let (Some(src), Some(at)) = (raw.last_chunk::<16>(), self.used.checked_sub(back))
+            && let Some(dst) = self
+                .buf
+                .get_mut(at..)
+                .and_then(|d| d.first_chunk_mut::<32>())
+        {
+            hex_block(src, dst);
+            self.used = at + 32;
+            return;
+        }
+        // Under 16 bytes (a PIN block, a MAC): gathered into one block with fixed-size moves
+        // and converted in place; the characters past the end are left for later pieces to
+        // overwrite.
+        let n = tail.len();
+        if raw.len() == n
+            && let Some(dst) = self
+                .buf
+                .get_mut(self.used..)
+                .and_then(|d| d.first_chunk_mut::<32>())
+        {
+            let mut src = [0u8; 16];
+            if let (Some(first), Some(last)) = (raw.first_chunk::<8>(), raw.last_chunk::<8>()) {
+                src[..8].copy_from_slice(first);
+                src[n - 8..n].copy_from_slice(last);
+            } else if let (Some(first), Some(last)) =
+                (raw.first_chunk::<4>(), raw.last_chunk::<4>())
+            {
+                src[..4].copy_from_slice(first);
+                src[n - 4..n].copy_from_slice(last);
+            } else {
+                for (d, &b) in src.iter_mut().zip(raw) {
+                    *d = b;
+                }
+            }
+            hex_block(&src, dst);
+            self.used += 2 * n;
+            return;
+        }
+        let (chars, from, to) = tail_chars(raw, tail.len());
+        self.put(chars.get(from..to).unwrap_or_default());
     }
 }
 
@@ -949,7 +1003,14 @@ impl<'a> Message<'a> {
         }
         let mut mti = [0u8; 4];
         mti.copy_from_slice(self.mti().as_bytes().get(..4).unwrap_or(b"0000"));
-        MessageBuf { mti, fields }
+        let present = fields
+            .iter()
+            .fold([0; 3], |words, &(n, _)| with_bit(words, n, true));
+        MessageBuf {
+            mti,
+            fields,
+            present,
+        }
     }
 }
 
@@ -977,13 +1038,58 @@ mod tests {
             let mut staged = Staged::new(&mut out);
             staged.put(&raw[..len % 250]);
             staged.put_hex(&raw[..len]);
+            // Characters converted past the end must not show: the next piece goes right after.
+            staged.put_byte(b'!');
             staged.flush();
-            let expected = [&b"xy"[..], &raw[..len % 250], &hex_reference(&raw[..len])].concat();
+            let expected = [
+                &b"xy"[..],
+                &raw[..len % 250],
+                &hex_reference(&raw[..len]),
+                b"!",
+            ]
+            .concat();
             assert_eq!(out, expected, "length {len}");
         }
         let mut out = Vec::new();
         put_hex(&mut out, &[0x00, 0x09, 0x0A, 0x0F, 0x90, 0xA0, 0xF0, 0xFF]);
         assert_eq!(out, b"00090A0F90A0F0FF");
+    }
+
+    /// The bitmap follows `set` and `remove`, and ignores values set on the bitmap fields.
+    #[test]
+    fn bitmap_follows_set_and_remove() {
+        let spec = crate::specs::iso87_ascii();
+        let mut m = MessageBuf::new("0800").unwrap();
+        m.set(11, "000001").set(70, "301").set(7, "1128113245");
+        assert_eq!(m.bitmap(spec).iter().collect::<Vec<_>>(), [1, 7, 11, 70]);
+        assert_eq!(
+            m.to_vec(spec).unwrap(),
+            b"0800822000000000000004000000000000001128113245000001301"
+        );
+        assert_eq!(m.remove(70), Some(Value::Text(Cow::Borrowed("301"))));
+        assert_eq!(m.remove(70), None);
+        assert_eq!(m.bitmap(spec).iter().collect::<Vec<_>>(), [7, 11]);
+        assert_eq!(
+            m.to_vec(spec).unwrap(),
+            b"080002200000000000001128113245000001"
+        );
+        // A value on field 1 is ignored: the secondary bitmap follows the highest field.
+        m.set(1, "anything");
+        assert_eq!(m.bitmap(spec).iter().collect::<Vec<_>>(), [7, 11]);
+        m.set(128, Value::Bytes(Cow::Borrowed(&[0u8; 8])));
+        assert_eq!(m.bitmap(spec).iter().collect::<Vec<_>>(), [1, 7, 11, 128]);
+        m.remove(128);
+        m.set(0, "x").set(300, "y");
+        // Numbers outside 1..=192 set no bit, but one above 64 still asks for the secondary.
+        assert_eq!(m.bitmap(spec).iter().collect::<Vec<_>>(), [1, 7, 11]);
+        m.remove(300);
+        m.remove(0);
+        assert_eq!(m.bitmap(spec).iter().collect::<Vec<_>>(), [7, 11]);
+        // The same as a message built from a decode.
+        let bytes = m.to_vec(spec).unwrap();
+        let copy = crate::decode(spec, &bytes).unwrap().to_buf();
+        assert_eq!(copy.bitmap(spec), m.bitmap(spec));
+        assert_eq!(copy.clone().into_owned().bitmap(spec), m.bitmap(spec));
     }
 
     /// Pieces of every length from 0 to 300, in any order, come out as appended to a `Vec`;

@@ -23,7 +23,7 @@ pub mod tlv;
 mod validate;
 
 pub use bitmap::Bitmap;
-pub use decode::{Binary, Chars, Field, Message, decode, decode_partial, scan};
+pub use decode::{Binary, Chars, Field, Message, decode, decode_partial, decode_validated, scan};
 pub use describe::Describe;
 pub use encode::{MessageBuf, Output, Value};
 pub use error::{Error, ErrorKind, Part, Result};

@@ -514,6 +514,8 @@ impl Check {
     pub const ANY: u8 = 16;
     /// `=` or `D`, the track separator.
     pub const SEPARATOR: u8 = 32;
+    /// `C` or `D` in the first byte, the sign of an `x+n` amount.
+    pub const SIGN: u8 = 64;
 
     /// Raw binary: any byte.
     pub const FREE: Check = Check(Self::ANY);
@@ -529,6 +531,8 @@ impl Check {
     pub const FULL: Check = Check(0);
     /// ASCII `z` (track data).
     pub const TRACK: Check = Check(Self::DIGIT | Self::SEPARATOR);
+    /// ASCII `x+n`: a sign, then digits.
+    pub const AMOUNT: Check = Check(Self::DIGIT | Self::SIGN);
 
     const fn of(d: &FieldSpec) -> Check {
         match (d.encoding, d.class) {
@@ -538,6 +542,7 @@ impl Check {
             (Encoding::Ascii, DataClass::An) => Check::AN,
             (Encoding::Ascii, DataClass::Ans) => Check::ANS,
             (Encoding::Ascii, DataClass::Z) => Check::TRACK,
+            (Encoding::Ascii, DataClass::XN) => Check::AMOUNT,
             _ => Check::FULL,
         }
     }

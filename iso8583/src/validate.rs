@@ -1,76 +1,184 @@
 //! Content validation: data classes, BCD nibbles and pad nibbles, hex digits.
 //!
-//! The checks run as branch-free folds over the bytes (so the compiler can vectorise them) and
-//! only on failure walk again to find the offending byte and its offset.
+//! The checks run eight bytes at a time, branch-free, and only on failure walk again to find the
+//! offending byte and its offset.
 
 use crate::bitmap::hex_value;
 use crate::error::{Error, ErrorKind, Part, Result};
 use crate::spec::{Align, Check, DataClass, Encoding, FieldSpec};
 
-/// Whether `ok` holds for every byte. The bytes go through fixed-length, branch-free folds
-/// (16, 8 or 4 bytes at a time), which the compiler turns into a few vector compares each; a
-/// length that is not a multiple is covered by one more fold over the last bytes, overlapping
-/// the previous one, so there is no per-byte loop with a branch and nothing is copied.
+/// Every byte's low bit (`0x01` in each of the eight bytes of a word).
+const LOW: u64 = 0x0101_0101_0101_0101;
+/// Every byte's high bit.
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+// The checks work on eight bytes at a time in a `u64` (SWAR). Each predicate below returns a
+// word whose byte `i` has its high bit set when byte `i` of the input FAILS; the other bits
+// are whatever the arithmetic left there, and callers look at the high bits only (`& HIGH`,
+// once per body). No arithmetic carries or borrows across bytes. The compiler is free to put
+// two words in one vector register; nothing depends on it.
+
+/// High bit set where `byte & 0x7F >= k` (`k <= 0x80`). `byte | 0x80` is at least `0x80 >= k`,
+/// so the subtraction never borrows from the next byte.
 #[inline(always)]
-fn all_bytes(bytes: &[u8], ok: impl Fn(u8) -> bool + Copy) -> bool {
-    if let Some(last) = bytes.last_chunk::<16>() {
-        let (blocks, _) = bytes.as_chunks::<16>();
-        let mut good = block_ok(last, ok);
-        for block in blocks {
-            good &= block_ok(block, ok);
+fn low7_at_least(x: u64, k: u8) -> u64 {
+    (x | HIGH).wrapping_sub(LOW * u64::from(k))
+}
+
+/// High bit set where the byte is NOT `c`: `(y & 0x7F) + 0x7F` has its high bit set when the low
+/// seven bits of `y = byte ^ c` are not all zero, and `| y` adds its own high bit.
+#[inline(always)]
+fn not_equal(x: u64, c: u8) -> u64 {
+    let y = x ^ (LOW * u64::from(c));
+    ((y & !HIGH).wrapping_add(!HIGH)) | y
+}
+
+/// High bit set where the byte is outside `lo..=hi` (`hi < 0x80`; bytes from 0x80 up are
+/// outside).
+#[inline(always)]
+fn outside(x: u64, lo: u8, hi: u8) -> u64 {
+    low7_at_least(x, hi + 1) | !low7_at_least(x, lo) | x
+}
+
+#[inline(always)]
+fn bad_digits(x: u64) -> u64 {
+    outside(x, b'0', b'9')
+}
+
+#[inline(always)]
+fn bad_letters(x: u64) -> u64 {
+    outside(x | (LOW * 0x20), b'a', b'z')
+}
+
+#[inline(always)]
+fn bad_alphanumeric(x: u64) -> u64 {
+    bad_digits(x) & bad_letters(x)
+}
+
+#[inline(always)]
+fn bad_hex(x: u64) -> u64 {
+    bad_digits(x) & outside(x | (LOW * 0x20), b'a', b'f')
+}
+
+// Two cheaper tests for the commonest classes, which only say whether SOME byte of the word
+// fails (a borrow from a failing byte may also flag the bytes above it; a word without a
+// failing byte is never flagged). They cannot be combined with `&` like the ones above.
+
+/// `n`: some byte below `0` (a borrow from it is what sets the high bit, and only where the byte
+/// itself is below 0x80) or above `9` (adding 0x46 carries into the high bit; a byte of 0x80 or
+/// more flags itself).
+#[inline(always)]
+fn some_not_digit(x: u64) -> u64 {
+    (x.wrapping_sub(LOW * u64::from(b'0')) & !x)
+        | x.wrapping_add(LOW * (0x7F - u64::from(b'9')))
+        | x
+}
+
+/// `ans`: some byte below 0x20, or DEL (a zero byte of `x ^ 0x7F...`). Bytes above 0x7F pass:
+/// GBK and other text.
+#[inline(always)]
+fn some_not_printable(x: u64) -> u64 {
+    let del = x ^ (LOW * 0x7F);
+    (x.wrapping_sub(LOW * 0x20) & !x) | (del.wrapping_sub(LOW) & !del)
+}
+
+#[inline(always)]
+fn bad_track(x: u64) -> u64 {
+    bad_digits(x) & not_equal(x, b'=') & not_equal(x, b'D')
+}
+
+/// Whether no byte fails `bad`. Bodies of eight bytes or more go through whole words, the
+/// last word overlapping the one before when the length is not a multiple of eight; shorter
+/// bodies are packed into one word (bytes repeated where needed). No per-byte loop, no branch
+/// per byte, nothing copied.
+#[inline(always)]
+fn all_words(bytes: &[u8], bad: impl Fn(u64) -> u64 + Copy) -> bool {
+    if let Some(last) = bytes.last_chunk::<8>() {
+        let (words, _) = bytes.as_chunks::<8>();
+        let mut acc = bad(u64::from_le_bytes(*last));
+        for w in words {
+            acc |= bad(u64::from_le_bytes(*w));
         }
-        good
-    } else if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
-        block_ok(first, ok) & block_ok(last, ok)
+        acc & HIGH == 0
     } else if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
-        block_ok(first, ok) & block_ok(last, ok)
+        let w = u64::from(u32::from_le_bytes(*first)) | u64::from(u32::from_le_bytes(*last)) << 32;
+        bad(w) & HIGH == 0
     } else if let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) {
-        // One to three bytes: the first, the middle and the last are all of them, without a
-        // loop.
+        // One to three bytes: the first, the middle and the last are all of them.
         let middle = bytes.get(bytes.len() / 2).copied().unwrap_or(first);
-        ok(first) & ok(middle) & ok(last)
+        let w = u64::from_le_bytes([first, middle, last, first, first, first, first, first]);
+        bad(w) & HIGH == 0
     } else {
         true
     }
 }
 
+/// [`all_words`] over `data[start..end]`, for a body inside a larger message: a body of at most
+/// eight bytes that ends eight or more bytes into `data` is read as the one word ending where
+/// it ends, the bytes before it replaced by `fill` (a byte the class accepts), with no branch on
+/// its length.
 #[inline(always)]
-fn block_ok<const N: usize>(block: &[u8; N], ok: impl Fn(u8) -> bool) -> bool {
-    block.iter().fold(true, |good, &c| good & ok(c))
+fn all_words_in(
+    data: &[u8],
+    start: usize,
+    end: usize,
+    fill: u8,
+    bad: impl Fn(u64) -> u64 + Copy,
+) -> bool {
+    let len = end.wrapping_sub(start);
+    if len <= 8
+        && let Some(word) = end.checked_sub(8).and_then(|s| data.get(s..end))
+        && let Ok(word) = <[u8; 8]>::try_from(word)
+    {
+        // Little-endian: the body is the top `len` bytes of the word.
+        let keep = u64::MAX.checked_shl(8 * (8 - len) as u32).unwrap_or(0);
+        let w = (u64::from_le_bytes(word) & keep) | ((LOW * u64::from(fill)) & !keep);
+        return bad(w) & HIGH == 0;
+    }
+    all_words(data.get(start..end).unwrap_or_default(), bad)
 }
 
+/// [`quick`] for the body `data[start..end]` of a message being decoded.
 #[inline(always)]
-fn is_digit(c: u8) -> bool {
-    c.wrapping_sub(b'0') < 10
-}
-
-#[inline(always)]
-fn is_letter(c: u8) -> bool {
-    (c | 0x20).wrapping_sub(b'a') < 26
+pub(crate) fn quick_in(check: Check, data: &[u8], start: usize, end: usize) -> bool {
+    match check {
+        Check::DIGITS => all_words_in(data, start, end, b'0', some_not_digit),
+        Check::AN => all_words_in(data, start, end, b'0', bad_alphanumeric),
+        Check::ANS => all_words_in(data, start, end, b' ', some_not_printable),
+        Check::HEX => all_words_in(data, start, end, b'0', bad_hex),
+        Check::TRACK => all_words_in(data, start, end, b'0', bad_track),
+        Check::FREE => true,
+        _ => quick(check, data.get(start..end).unwrap_or_default()),
+    }
 }
 
 /// Whether every byte is an ASCII hex digit (either case).
 #[inline]
 pub(crate) fn all_hex(bytes: &[u8]) -> bool {
-    all_bytes(bytes, |c| is_digit(c) | ((c | 0x20).wrapping_sub(b'a') < 6))
+    all_words(bytes, bad_hex)
 }
 
 /// Whether every byte is in the class (ASCII bytes).
 #[inline]
 pub(crate) fn all_in_class(class: DataClass, bytes: &[u8]) -> bool {
     match class {
-        DataClass::N => all_bytes(bytes, is_digit),
-        DataClass::Ans => all_bytes(bytes, |c| (c >= 0x20) & (c != 0x7F)),
-        DataClass::An => all_bytes(bytes, |c| is_digit(c) | is_letter(c)),
-        DataClass::A => all_bytes(bytes, is_letter),
-        DataClass::As => all_bytes(bytes, |c| DataClass::As.accepts(c)),
-        DataClass::Ns => all_bytes(bytes, |c| DataClass::Ns.accepts(c)),
-        DataClass::Z => all_bytes(bytes, |c| is_digit(c) | (c == b'=') | (c == b'D')),
+        DataClass::N => all_words(bytes, some_not_digit),
+        DataClass::Ans => all_words(bytes, some_not_printable),
+        DataClass::An => all_words(bytes, bad_alphanumeric),
+        DataClass::A => all_words(bytes, bad_letters),
+        DataClass::Z => all_words(bytes, bad_track),
         DataClass::B => true,
-        DataClass::XN => match bytes.split_first() {
-            Some((&sign, digits)) => (sign == b'C' || sign == b'D') && all_bytes(digits, is_digit),
-            None => true,
-        },
+        DataClass::As | DataClass::Ns => bytes.iter().all(|&c| class.accepts(c)),
+        DataClass::XN => signed_amount(bytes),
+    }
+}
+
+/// `x+n`: `C` or `D`, then digits (an empty body passes: its length is checked elsewhere).
+#[inline(always)]
+fn signed_amount(bytes: &[u8]) -> bool {
+    match bytes.split_first() {
+        Some((&sign, rest)) => ((sign == b'C') | (sign == b'D')) & all_words(rest, some_not_digit),
+        None => true,
     }
 }
 
@@ -80,11 +188,12 @@ pub(crate) fn all_in_class(class: DataClass, bytes: &[u8]) -> bool {
 #[inline(always)]
 pub(crate) fn quick(check: Check, body: &[u8]) -> bool {
     match check {
-        Check::DIGITS => all_bytes(body, is_digit),
-        Check::AN => all_bytes(body, |c| is_digit(c) | is_letter(c)),
-        Check::ANS => all_bytes(body, |c| (c >= 0x20) & (c != 0x7F)),
-        Check::HEX => all_hex(body),
-        Check::TRACK => all_in_class(DataClass::Z, body),
+        Check::DIGITS => all_words(body, some_not_digit),
+        Check::AN => all_words(body, bad_alphanumeric),
+        Check::ANS => all_words(body, some_not_printable),
+        Check::HEX => all_words(body, bad_hex),
+        Check::TRACK => all_words(body, bad_track),
+        Check::AMOUNT => signed_amount(body),
         Check::FREE => true,
         _ => false,
     }
@@ -93,11 +202,11 @@ pub(crate) fn quick(check: Check, body: &[u8]) -> bool {
 /// Index of the first byte outside the class (ASCII bytes).
 fn first_outside(class: DataClass, bytes: &[u8]) -> Option<usize> {
     if class == DataClass::XN {
-        let (&sign, digits) = bytes.split_first()?;
+        let (&sign, bad_digits) = bytes.split_first()?;
         if sign != b'C' && sign != b'D' {
             return Some(0);
         }
-        return first_outside(DataClass::N, digits).map(|i| i + 1);
+        return first_outside(DataClass::N, bad_digits).map(|i| i + 1);
     }
     bytes.iter().position(|&c| !class.accepts(c))
 }
@@ -247,6 +356,17 @@ mod tests {
                         );
                         if check != Check::FULL {
                             assert_eq!(quick(check, body), expected, "{class} {len} {at} {bad}");
+                            // Inside a message, after bytes that fail the class (0x00) and
+                            // followed by more of them: only the body counts, wherever it is.
+                            for start in [0, 3, 9] {
+                                let mut data = [0u8; 60];
+                                data[start..start + len].copy_from_slice(body);
+                                assert_eq!(
+                                    quick_in(check, &data, start, start + len),
+                                    expected,
+                                    "{class} {len} {at} {bad} at {start}"
+                                );
+                            }
                         }
                     }
                     body[at] = good;
@@ -267,6 +387,30 @@ mod tests {
                     );
                 }
                 body[at] = b'F';
+            }
+        }
+        // `x+n`: the sign then digits; the quick check agrees with the per-byte rule.
+        let reference = |b: &[u8]| match b.split_first() {
+            Some((&s, rest)) => (s == b'C' || s == b'D') && rest.iter().all(u8::is_ascii_digit),
+            None => true,
+        };
+        for len in 0..40 {
+            let mut body = [b'5'; 40];
+            body[0] = b'D';
+            let body = &mut body[..len];
+            assert!(quick(Check::AMOUNT, body) && all_in_class(DataClass::XN, body));
+            for at in 0..len {
+                let keep = body[at];
+                for bad in 0..=255u8 {
+                    body[at] = bad;
+                    assert_eq!(
+                        quick(Check::AMOUNT, body),
+                        reference(body),
+                        "{len} {at} {bad}"
+                    );
+                    assert_eq!(all_in_class(DataClass::XN, body), reference(body));
+                }
+                body[at] = keep;
             }
         }
         assert!(all_in_class(DataClass::XN, b"C0123456789012345678"));
