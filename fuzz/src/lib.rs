@@ -43,8 +43,9 @@ pub fn decode_every_spec(data: &[u8]) {
     }
 }
 
-/// No-panic exercise: `decode`, `decode_partial`, `scan`, `validate`, every accessor, describe
-/// and subfield paths. Asserts only that the decoders agree with each other.
+/// No-panic exercise: `decode`, `decode_partial`, `scan`, `validate`, `decode_validated`, every
+/// accessor, describe and subfield paths. Asserts only that the decoders (and the validations)
+/// agree with each other.
 pub fn exercise(spec: &Spec, data: &[u8]) {
     let (partial, err) = decode_partial(spec, data);
     touch_message(&partial);
@@ -58,8 +59,24 @@ pub fn exercise(spec: &Spec, data: &[u8]) {
             assert!(err.is_none(), "decode succeeded but decode_partial failed");
             assert_eq!(msg.len(), partial.len());
             touch_message(&msg);
+            // The fast validation (runs of same-class fields) and the field-by-field checks
+            // name the same first problem, and decode_validated is the two in one.
+            let first = msg.fields().find_map(|f| f.validate().err());
+            assert_eq!(
+                msg.validate().err(),
+                first,
+                "validate and Field::validate disagree"
+            );
+            assert_eq!(
+                iso8583_wire::decode_validated(spec, data).err(),
+                first,
+                "decode_validated and decode + validate disagree"
+            );
         }
-        Err(e) => assert_eq!(Some(e), err, "decode and decode_partial disagree"),
+        Err(e) => {
+            assert_eq!(Some(e), err, "decode and decode_partial disagree");
+            assert_eq!(iso8583_wire::decode_validated(spec, data).err(), Some(e));
+        }
     }
     for last in SCAN_LIMITS {
         if let Ok(m) = scan(spec, data, last) {
