@@ -696,7 +696,10 @@ fn field(
 /// blocks vectorise.
 #[inline(always)]
 pub(crate) fn hex_digit(nibble: u8) -> u8 {
-    nibble + b'0' + (nibble > 9) as u8 * 7
+    // 7 more for A-F: an arithmetic shift turns "9 - nibble is negative" into an all-ones
+    // mask (a multiply by 7 would widen every lane to 16 bits).
+    let above9 = ((9i8 - nibble as i8) >> 7) as u8;
+    nibble + b'0' + (above9 & 7)
 }
 
 /// Appends `raw` as upper-case hex, two characters a byte. The characters are made 16 bytes
