@@ -128,6 +128,9 @@ fn decode_large_validate_and_every_field_allocate_nothing() {
         (msg.len(), body_bytes, numbers, texts, msg.validate())
     });
     assert_eq!(n, 0, "allocations in decode, field access and validate");
+    let (checked, n) =
+        allocations(|| iso8583_wire::decode_validated(spec, &bytes).map(|m| m.len()));
+    assert_eq!((checked, n), (Ok(40), 0), "decode_validated");
     assert_eq!(fields, 40);
     // 1084 bytes less MTI (4), bitmaps (32), 7 LL and 6 LLL prefixes.
     assert_eq!(body_bytes, 1016);
