@@ -12,6 +12,10 @@
 //!
 //! This is an operator's tool: it prints keys, PINs and clear blocks when that is what the
 //! command is for, and nothing else. Decoded key bytes are wiped when dropped.
+//!
+//! Any hex value and any PIN can be given indirectly, so that keys and PINs stay out of the
+//! process list and the shell history: `@PATH` reads the value from a file (surrounding
+//! whitespace ignored) and `env:NAME` from an environment variable.
 
 mod cipher;
 mod keys;
@@ -98,9 +102,46 @@ impl Drop for HexBytes {
     }
 }
 
+/// The value of the option `arg` as given, or read from where it points: `@PATH` is the
+/// contents of a file and `env:NAME` an environment variable (surrounding whitespace removed
+/// from both). The text read is wiped when dropped, as it may be a key or a PIN.
+pub(crate) fn secret_text(arg: &str, text: &str) -> Result<SecretText, String> {
+    let read = if let Some(path) = text.strip_prefix('@') {
+        std::fs::read_to_string(path).map_err(|e| format!("{arg}: cannot read {path}: {e}"))?
+    } else if let Some(name) = text.strip_prefix("env:") {
+        std::env::var(name).map_err(|e| format!("{arg}: environment variable {name}: {e}"))?
+    } else {
+        return Ok(SecretText(text.to_owned()));
+    };
+    let trimmed = SecretText(read.trim().to_owned());
+    drop(SecretText(read));
+    Ok(trimmed)
+}
+
+/// Text that may be a key or a PIN, overwritten with zeros when dropped (best effort).
+pub(crate) struct SecretText(String);
+
+impl Deref for SecretText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for SecretText {
+    fn drop(&mut self) {
+        let mut bytes = std::mem::take(&mut self.0).into_bytes();
+        bytes.fill(0);
+        std::hint::black_box(&mut bytes);
+    }
+}
+
 /// Decodes the hex value of the option `arg` (e.g. `--key`): either case, ASCII whitespace
-/// ignored. Errors name the option and say what is wrong.
+/// ignored, given directly or as `@PATH` / `env:NAME` ([`secret_text`]). Errors name the
+/// option and say what is wrong.
 pub(crate) fn hex_arg(arg: &str, text: &str) -> Result<HexBytes, String> {
+    let text = secret_text(arg, text)?;
     let mut out = HexBytes(Vec::with_capacity(text.len() / 2));
     let mut high: Option<u8> = None;
     let mut digits = 0usize;

@@ -26,6 +26,10 @@ enum Command {
     #[command(subcommand)]
     Msg(msg::MsgCommand),
     /// The payment engineer's cryptographic calculator.
+    ///
+    /// Any hex value (keys, data, blocks) and any PIN can be given as `@PATH` (read from a
+    /// file) or `env:NAME` (read from an environment variable), which keeps them out of the
+    /// process list and the shell history.
     #[command(subcommand)]
     Crypto(crypto::CryptoCommand),
     /// Run the simulator HSM server, or write a new LMK file.

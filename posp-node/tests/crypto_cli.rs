@@ -933,3 +933,58 @@ fn encrypt_decrypt_errors() {
         "{unknown}"
     );
 }
+
+/// Keys and PINs can come from a file (`@PATH`) or an environment variable (`env:NAME`), so
+/// that they are not in the process list: the results are the same as with the values given
+/// directly, and a source that cannot be read is named.
+#[test]
+fn secrets_from_files_and_environment() {
+    let dir = std::env::temp_dir().join(format!("crypto-cli-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("k2.hex");
+    std::fs::write(&key_file, format!("  {K2}\n")).unwrap();
+    let pin_file = dir.join("pin");
+    std::fs::write(&pin_file, "1234\n").unwrap();
+    let key_arg = format!("@{}", key_file.display());
+    let pin_arg = format!("@{}", pin_file.display());
+
+    assert_eq!(ok(&["kcv", "--key", &key_arg]), "08D7B4FB");
+    assert_eq!(
+        ok(&["pinblock", "--format", "0", "--pin", &pin_arg, "--pan", PAN]),
+        "041261AAAAEDCBA9"
+    );
+
+    let out = Command::new(BIN)
+        .args(["crypto", "kcv", "--key", "env:POSP_TEST_KEY"])
+        .env("POSP_TEST_KEY", K2)
+        .output()
+        .unwrap();
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "08D7B4FB\n".to_string())
+    );
+
+    let missing = dir.join("missing.hex");
+    let err = fails(&["kcv", "--key", &format!("@{}", missing.display())]);
+    assert!(
+        err.starts_with(&format!(
+            "error: --key: cannot read {}: ",
+            missing.display()
+        )),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["crypto", "kcv", "--key", "env:POSP_TEST_UNSET_KEY"])
+        .env_remove("POSP_TEST_UNSET_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (
+            Some(2),
+            "error: --key: environment variable POSP_TEST_UNSET_KEY: environment variable not found\n"
+                .to_string()
+        )
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -80,7 +80,8 @@ fn encode(args: &PinblockArgs, pin: &str) -> Outcome {
     let format = args
         .format
         .ok_or_else(|| "--format is required to build a PIN block".to_string())?;
-    let pin = Pin::new(pin).map_err(pin_err)?;
+    let pin = super::secret_text("--pin", pin)?;
+    let pin = Pin::new(&pin).map_err(pin_err)?;
     let pan = pan_for(format.format(), args.pan.as_deref())?;
     let fill = match (format, &args.fill) {
         (PinFormat::Iso0, Some(_)) => return Err(not_applicable("--fill", "format 0")),
