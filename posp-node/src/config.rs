@@ -21,7 +21,7 @@
 //!
 //! `posp-node init DIR` writes a commented file with every key (see [`crate::init`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -308,6 +308,11 @@ pub struct LinkConfig {
     /// connection is kept: a newer one from the center replaces the older.
     #[serde(default)]
     pub receive_address: Option<SocketAddr>,
+    /// `receive_allow`: simplex-long only: the IP addresses the center may connect from to
+    /// `receive_address` (default: the addresses `address` resolves to). A connection from any
+    /// other address is closed at once, logged and counted (`refused_peers` in the status).
+    #[serde(default)]
+    pub receive_allow: Vec<IpAddr>,
     /// `timeout`: how long a request waits for its response (default 5s).
     #[serde(default = "default_link_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -807,6 +812,12 @@ impl Config {
                     ));
                 }
             }
+            if l.mode != LinkMode::SimplexLong && !l.receive_allow.is_empty() {
+                return Err(invalid(
+                    format!("{at}.receive_allow"),
+                    "only used with mode = \"simplex-long\"",
+                ));
+            }
             if l.max_in_flight == 0 || l.max_in_flight > 100_000 {
                 return Err(invalid(
                     format!("{at}.max_in_flight"),
@@ -1058,5 +1069,35 @@ address = "127.0.0.1:5880"
         assert_eq!(c.links[0].mode, LinkMode::FullDuplexShort);
         assert_eq!(c.links[0].receive_address, None);
         assert_eq!(c.links[0].effective_in_flight(), 8);
+    }
+
+    #[test]
+    fn receive_allow_lists_addresses_for_simplex_only() {
+        let text = sample().replace(
+            "name = \"center\"",
+            "name = \"center\"\nmode = \"simplex-long\"\nreceive_address = \"127.0.0.1:5871\"\nreceive_allow = [\"127.0.0.1\", \"::1\"]",
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(
+            c.links[0].receive_allow,
+            [
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1])
+            ]
+        );
+        let text = sample().replace(
+            "name = \"center\"",
+            "name = \"center\"\nreceive_allow = [\"127.0.0.1\"]",
+        );
+        assert_eq!(
+            Config::from_toml(&text).unwrap_err().to_string(),
+            "config key link[0].receive_allow: only used with mode = \"simplex-long\""
+        );
+        let text = sample().replace(
+            "name = \"center\"",
+            "name = \"center\"\nmode = \"simplex-long\"\nreceive_address = \"127.0.0.1:5871\"\nreceive_allow = [\"center.example\"]",
+        );
+        let err = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("invalid IP address syntax"), "{err}");
     }
 }

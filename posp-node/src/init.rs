@@ -345,6 +345,9 @@ mode = "full-duplex-long"
 # receive_address: simplex-long only (required there): where the front end listens for the
 # center's connection carrying the responses.
 # receive_address = "127.0.0.1:5871"
+# receive_allow: simplex-long only: the IP addresses the center may connect from to
+# receive_address (default: what address resolves to); others are closed and counted.
+# receive_allow = ["127.0.0.1"]
 # timeout: how long a request waits for its response; then the terminal gets 98 and a
 # reversal is queued.
 timeout = "5s"

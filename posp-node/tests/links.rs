@@ -489,3 +489,44 @@ async fn full_duplex_short_readiness_probe_follows_the_center() {
     assert!(auths_of(&node.registry(), "purchase", 1_500).is_empty());
     node.stop().await;
 }
+
+/// Simplex: a connection to the receive address from an address the center does not have
+/// (127.0.0.2; the allowed ones default to what the link's `address` resolves to) is closed
+/// unread and counted, the center's own connection is not replaced, and purchases go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simplex_refuses_a_receiving_connection_from_elsewhere() {
+    use tokio::io::AsyncReadExt;
+    let node = Node::start(
+        "sl-allow",
+        LinkMode::SimplexLong,
+        Duration::from_millis(800),
+    )
+    .await;
+    let mut t = node.terminal(0);
+    sign_in_and_purchase(&node, &mut t, 1_500).await;
+    let link = &node.front.shared().link;
+    let receive: SocketAddr = node
+        .center_config
+        .reply_to
+        .values()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from(([127, 0, 0, 2], 0))).unwrap();
+    let mut stranger = socket.connect(receive).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), stranger.read(&mut byte))
+        .await
+        .expect("the front end closes the stranger's connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert_eq!(link.counters.refused_peers.load(Ordering::Relaxed), 1);
+
+    assert!(link.is_up());
+    sign_in_and_purchase(&node, &mut t, 2_500).await;
+    assert_eq!(link.counters.refused_peers.load(Ordering::Relaxed), 1);
+    assert_eq!(link.counters.wrong_socket.load(Ordering::Relaxed), 0);
+    node.stop().await;
+}

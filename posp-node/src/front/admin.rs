@@ -54,6 +54,8 @@ pub struct LinkStatus {
     pub timeouts: u64,
     /// Frames the center sent on a simplex link's sending socket.
     pub wrong_socket: u64,
+    /// Connections to a simplex link's receive address refused by `receive_allow`.
+    pub refused_peers: u64,
 }
 
 /// A SAF destination's depths.
@@ -117,6 +119,7 @@ pub async fn status(sh: &Shared, modules: &ModuleTable) -> Status {
             matched: g(&c.matched),
             timeouts: g(&c.timeouts),
             wrong_socket: g(&c.wrong_socket),
+            refused_peers: g(&c.refused_peers),
         }],
         saf,
         signed_in: sh.sessions.len(),

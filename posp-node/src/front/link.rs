@@ -206,6 +206,9 @@ pub struct LinkCounters {
     /// Frames the center sent on a simplex link's sending socket, where none are expected
     /// (handled as responses all the same).
     pub wrong_socket: AtomicU64,
+    /// Connections to a simplex link's `receive_address` from an address not in
+    /// `receive_allow`, closed unread.
+    pub refused_peers: AtomicU64,
 }
 
 /// A link to the center. Share it with an `Arc`; [`Link::run`] keeps it connected.
@@ -638,10 +641,11 @@ impl Link {
                 Some(s) => s,
                 None => tokio::select! {
                     a = listener.accept() => match a {
-                        Ok((s, peer)) => {
+                        Ok((s, peer)) if self.peer_allowed(peer).await => {
                             info!(link = %self.cfg.name, peer = %peer, "the center connected its responses");
                             s
                         }
+                        Ok(_) => continue,
                         Err(e) => {
                             debug!(link = %self.cfg.name, error = %e, "accept failed");
                             tokio::select! {
@@ -668,6 +672,32 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// Whether a connection to the simplex receive listener from `peer` may carry responses:
+    /// its IP is in `receive_allow` or, when that is empty, among the addresses `address`
+    /// resolves to now. A refused connection is logged and counted; the caller drops it.
+    async fn peer_allowed(&self, peer: std::net::SocketAddr) -> bool {
+        let ip = peer.ip().to_canonical();
+        let allowed = if self.cfg.receive_allow.is_empty() {
+            match tokio::net::lookup_host(self.cfg.address.as_str()).await {
+                Ok(mut addrs) => addrs.any(|a| a.ip().to_canonical() == ip),
+                Err(e) => {
+                    warn!(link = %self.cfg.name, address = %self.cfg.address, error = %e, code = "LINK_RESOLVE", "cannot resolve the center's address to check a receiving connection");
+                    false
+                }
+            }
+        } else {
+            self.cfg
+                .receive_allow
+                .iter()
+                .any(|a| a.to_canonical() == ip)
+        };
+        if !allowed {
+            self.counters.refused_peers.fetch_add(1, Ordering::Relaxed);
+            warn!(link = %self.cfg.name, peer = %peer, code = "PEER_REFUSED", "a connection to receive_address from an address not in receive_allow; closed");
+        }
+        allowed
     }
 
     /// Marks sockets up or down; the link is up while both halves are. Going down fails
@@ -749,7 +779,9 @@ impl Link {
                     break;
                 }
                 a = async { match listener { Some(l) => l.accept().await, None => std::future::pending().await } } => {
-                    if let Ok((s, peer)) = a {
+                    if let Ok((s, peer)) = a
+                        && self.peer_allowed(peer).await
+                    {
                         info!(link = %self.cfg.name, peer = %peer, "the center connected its responses again");
                         served = Served::Replaced(s);
                         break;
