@@ -325,8 +325,9 @@ impl<'a> Message<'a> {
             let body_start = field_start + c.prefix_width as usize * c.var as usize;
             if matches!(
                 c.check,
-                Check::DIGITS | Check::AN | Check::ANS | Check::HEX | Check::TRACK
+                Check::DIGITS | Check::AN | Check::ANS | Check::HEX | Check::TRACK | Check::BCD
             ) {
+                // (`BCD` is only ever the check of a fixed field: no prefix to include.)
                 let from = if c.var && c.prefix == PrefixEncoding::Ascii {
                     field_start
                 } else {

@@ -516,6 +516,8 @@ impl Check {
     pub const SEPARATOR: u8 = 32;
     /// `C` or `D` in the first byte, the sign of an `x+n` amount.
     pub const SIGN: u8 = 64;
+    /// Two decimal digits packed in a byte (BCD), no pad nibble.
+    pub const PACKED: u8 = 128;
 
     /// Raw binary: any byte.
     pub const FREE: Check = Check(Self::ANY);
@@ -533,6 +535,8 @@ impl Check {
     pub const TRACK: Check = Check(Self::DIGIT | Self::SEPARATOR);
     /// ASCII `x+n`: a sign, then digits.
     pub const AMOUNT: Check = Check(Self::DIGIT | Self::SIGN);
+    /// BCD `n` of a fixed, even number of digits (so no pad nibble): every nibble 0-9.
+    pub const BCD: Check = Check(Self::PACKED);
 
     const fn of(d: &FieldSpec) -> Check {
         match (d.encoding, d.class) {
@@ -543,6 +547,10 @@ impl Check {
             (Encoding::Ascii, DataClass::Ans) => Check::ANS,
             (Encoding::Ascii, DataClass::Z) => Check::TRACK,
             (Encoding::Ascii, DataClass::XN) => Check::AMOUNT,
+            (Encoding::Bcd, DataClass::N) => match d.length {
+                Length::Fixed(units) if units % 2 == 0 => Check::BCD,
+                _ => Check::FULL,
+            },
             _ => Check::FULL,
         }
     }

@@ -82,6 +82,14 @@ fn some_not_printable(x: u64) -> u64 {
     (x.wrapping_sub(LOW * 0x20) & !x) | (del.wrapping_sub(LOW) & !del)
 }
 
+/// BCD: a nibble above 9 (nibble + 6 carries into bit 4 of its byte, moved up to bit 7;
+/// nothing carries between bytes).
+#[inline(always)]
+fn bad_packed_digits(x: u64) -> u64 {
+    let nibbles = LOW * 0x0F;
+    (((x >> 4) & nibbles).wrapping_add(LOW * 6) | (x & nibbles).wrapping_add(LOW * 6)) << 3
+}
+
 #[inline(always)]
 fn bad_track(x: u64) -> u64 {
     bad_digits(x) & not_equal(x, b'=') & not_equal(x, b'D')
@@ -147,6 +155,7 @@ pub(crate) fn quick_in(check: Check, data: &[u8], start: usize, end: usize) -> b
         Check::ANS => all_words_in(data, start, end, b' ', some_not_printable),
         Check::HEX => all_words_in(data, start, end, b'0', bad_hex),
         Check::TRACK => all_words_in(data, start, end, b'0', bad_track),
+        Check::BCD => all_words_in(data, start, end, 0x00, bad_packed_digits),
         Check::FREE => true,
         _ => quick(check, data.get(start..end).unwrap_or_default()),
     }
@@ -193,6 +202,7 @@ pub(crate) fn quick(check: Check, body: &[u8]) -> bool {
         Check::ANS => all_words(body, some_not_printable),
         Check::HEX => all_words(body, bad_hex),
         Check::TRACK => all_words(body, bad_track),
+        Check::BCD => all_words(body, bad_packed_digits),
         Check::AMOUNT => signed_amount(body),
         Check::FREE => true,
         _ => false,
@@ -371,6 +381,25 @@ mod tests {
                     }
                     body[at] = good;
                 }
+            }
+        }
+        // Packed BCD: every nibble 0-9, inside a message too.
+        for len in 0..40 {
+            let mut body = [0x59u8; 40];
+            let body = &mut body[..len];
+            assert!(quick(Check::BCD, body));
+            for at in 0..len {
+                for bad in 0..=255u8 {
+                    body[at] = bad;
+                    let expected = (bad >> 4) < 10 && (bad & 0xF) < 10;
+                    assert_eq!(quick(Check::BCD, body), expected, "{len} {at} {bad}");
+                    let mut data = [0xFFu8; 60];
+                    data[9..9 + len].copy_from_slice(body);
+                    assert_eq!(quick_in(Check::BCD, &data, 9, 9 + len), expected);
+                    data[..len].copy_from_slice(body);
+                    assert_eq!(quick_in(Check::BCD, &data, 0, len), expected);
+                }
+                body[at] = 0x59;
             }
         }
         for len in 0..40 {
