@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter};
 use serde::Deserialize;
@@ -104,6 +105,7 @@ impl SqliteStore {
             .map_err(open)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open)?;
+        stable_plans(&conn).map_err(open)?;
         schema::migrate(&mut conn, path)?;
         let reader = SqliteReader::open(path, config.readers, config.busy_timeout)?;
         let writer = Writer::start(conn, config.write_queue, config.batch_limit)?;
@@ -315,6 +317,7 @@ impl SqliteReader {
             )
             .map_err(open)?;
             conn.busy_timeout(busy_timeout).map_err(open)?;
+            stable_plans(&conn).map_err(open)?;
             if conns.is_empty() {
                 schema::check(&conn, path)?;
             }
@@ -586,6 +589,14 @@ impl SqliteReader {
 }
 
 /// Maps an SQLite error to [`StoreError::Sql`] naming the operation.
+/// Turns on the query planner stability guarantee. Without it SQLite marks a statement with
+/// `col = ?` terms to be planned again whenever its parameters are cleared, which the
+/// statement cache does after every use: each cached statement was parsed again each time.
+fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map(|_| ())
+}
+
 fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sql { op, source }
 }
