@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::CenterError;
@@ -342,6 +343,56 @@ fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> CenterError {
     }
 }
 
+/// Runs a statement without parameters through the statement cache (`BEGIN`, `COMMIT`,
+/// savepoints: the committer runs them for every batch and unit, and parsing them each
+/// time was measurable).
+pub(crate) fn run_cached(c: &Connection, stmt: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(stmt)?.execute([]).map(|_| ())
+}
+
+/// The statements of one savepoint level: open, release, roll back.
+pub(crate) struct SavepointSql {
+    open: &'static str,
+    release: &'static str,
+    rollback: &'static str,
+}
+
+/// The committer's savepoint around each unit of work.
+pub(crate) const UNIT: SavepointSql = SavepointSql {
+    open: "SAVEPOINT unit",
+    release: "RELEASE unit",
+    rollback: "ROLLBACK TO unit",
+};
+
+/// A savepoint inside a unit (a decision that may fail while the unit's journal line stays).
+pub(crate) const INNER: SavepointSql = SavepointSql {
+    open: "SAVEPOINT inner",
+    release: "RELEASE inner",
+    rollback: "ROLLBACK TO inner",
+};
+
+/// Runs `f` in a savepoint (statements from the cache): an error from `f` rolls back `f`'s
+/// work alone and is returned; what was written before the savepoint stays.
+pub(crate) fn in_savepoint<T>(
+    c: &Connection,
+    level: &SavepointSql,
+    f: impl FnOnce(&Connection) -> Result<T, CenterError>,
+) -> Result<T, CenterError> {
+    run_cached(c, level.open).map_err(sql("savepoint"))?;
+    let result = f(c).and_then(|v| {
+        run_cached(c, level.release)
+            .map(|()| v)
+            .map_err(sql("release savepoint"))
+    });
+    if result.is_err() {
+        // ROLLBACK TO keeps the savepoint open: release it too.
+        run_cached(c, level.rollback)
+            .and_then(|()| run_cached(c, level.release))
+            .map_err(sql("roll back savepoint"))?;
+    }
+    result
+}
+
 /// The most units of work committed in one transaction.
 const MAX_BATCH: usize = 256;
 
@@ -363,7 +414,7 @@ pub struct Registry {
 fn committer(conn: Arc<Mutex<Connection>>, jobs: Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut c = conn.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = c.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = run_cached(&c, "BEGIN IMMEDIATE") {
             drop(c);
             first(None)(Err(format!("begin: {e}")));
             continue;
@@ -375,9 +426,7 @@ fn committer(conn: Arc<Mutex<Connection>>, jobs: Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let committed = c
-            .execute_batch("COMMIT")
-            .map_err(|e| format!("commit: {e}"));
+        let committed = run_cached(&c, "COMMIT").map_err(|e| format!("commit: {e}"));
         if committed.is_err() {
             let _ = c.execute_batch("ROLLBACK");
         }
@@ -429,6 +478,11 @@ impl Registry {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sql("set busy timeout"))?;
         conn.set_prepared_statement_cache_capacity(64);
+        // Query planner stability: without it, SQLite marks a statement with `col = ?`
+        // terms to be re-planned when its parameters are cleared, which the statement
+        // cache does after every use, so every cached statement was parsed again each time.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(sql("enable query planner stability"))?;
         conn.execute_batch(SCHEMA)
             .map_err(sql("create center schema"))?;
         let conn = Arc::new(Mutex::new(conn));
@@ -471,13 +525,8 @@ impl Registry {
     ) -> Result<T, CenterError> {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, CenterError>>();
         let job: Job = Box::new(move |c: Option<&mut Connection>| {
-            let result = match c.map(Connection::savepoint) {
-                Some(Ok(sp)) => match f(&sp) {
-                    Ok(v) => sp.commit().map(|()| v).map_err(sql("release savepoint")),
-                    // Dropping the savepoint rolls its work back.
-                    Err(e) => Err(e),
-                },
-                Some(Err(e)) => Err(sql("savepoint")(e)),
+            let result = match c {
+                Some(c) => in_savepoint(c, &UNIT, f),
                 // The batch did not begin: the delivery below reports why.
                 None => Err(CenterError::Database {
                     op: "group commit",
