@@ -137,7 +137,24 @@ impl Journal for SqliteStore {
     async fn insert(&self, entry: NewEntry) -> Result<InsertOutcome, StoreError> {
         entry.validate()?;
         self.writer
-            .submit(move |conn| insert_entry(conn, entry))
+            .submit(move |conn| insert_entry(conn, entry, None))
+            .await
+    }
+
+    async fn insert_sent(
+        &self,
+        entry: NewEntry,
+        upstream_stan: u32,
+        at: i64,
+    ) -> Result<InsertOutcome, StoreError> {
+        entry.validate()?;
+        StateUpdate {
+            upstream_stan: Some(upstream_stan),
+            ..StateUpdate::to(TxnState::Sent, at)
+        }
+        .validate()?;
+        self.writer
+            .submit(move |conn| insert_entry(conn, entry, Some((upstream_stan, at))))
             .await
     }
 
@@ -698,17 +715,26 @@ fn select_entry_by_key(conn: &Connection, key: &str) -> Result<Option<JournalEnt
     .map_err(sql("read a journal entry by idempotency key"))
 }
 
-/// Writer side: journals a new entry unless its idempotency key is taken.
-fn insert_entry(conn: &Connection, new: NewEntry) -> Result<InsertOutcome, StoreError> {
+/// Writer side: journals a new entry unless its idempotency key is taken: PENDING, or
+/// given `sent` (the upstream STAN and when), SENT with that STAN.
+fn insert_entry(
+    conn: &Connection,
+    new: NewEntry,
+    sent: Option<(u32, i64)>,
+) -> Result<InsertOutcome, StoreError> {
     let key = new.idempotency_key().map(|k| k.to_string());
     let op = "insert a journal entry";
+    let (state, upstream_stan, updated_at) = match sent {
+        Some((stan, at)) => (TxnState::Sent, Some(stan), at),
+        None => (TxnState::Pending, None, new.created_at),
+    };
     let inserted = conn
         .prepare_cached(
             "INSERT INTO journal (created_at, updated_at, origin, terminal_id, merchant_id, \
              batch, stan, local_date, local_time, kind, mti, processing_code, amount, \
-             masked_pan, state, original_id, request_hex, idem_key) \
-             VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
-             ON CONFLICT (idem_key) DO NOTHING",
+             masked_pan, state, original_id, request_hex, idem_key, upstream_stan) \
+             VALUES (?1, ?18, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+             ?17, ?19) ON CONFLICT (idem_key) DO NOTHING",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -725,18 +751,21 @@ fn insert_entry(conn: &Connection, new: NewEntry) -> Result<InsertOutcome, Store
                 new.processing_code,
                 new.amount,
                 new.masked_pan,
-                TxnState::Pending.as_str(),
+                state.as_str(),
                 new.original_id,
                 hex::encode_upper(&new.request),
                 key,
+                updated_at,
+                upstream_stan,
             ])
         })
         .map_err(sql(op))?;
     if inserted == 1 {
-        return Ok(InsertOutcome::Inserted(JournalEntry::from_new(
-            conn.last_insert_rowid(),
-            new,
-        )));
+        let mut entry = JournalEntry::from_new(conn.last_insert_rowid(), new);
+        entry.state = state;
+        entry.updated_at = updated_at;
+        entry.upstream_stan = upstream_stan;
+        return Ok(InsertOutcome::Inserted(entry));
     }
     // Only the idempotency key can conflict, so a key is present here.
     let key = key.unwrap_or_default();

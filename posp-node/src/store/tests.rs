@@ -325,6 +325,52 @@ fn crash_recovery_lists_pending_and_sent_after_reopen() {
 }
 
 #[test]
+fn insert_sent_journals_one_entry_in_sent_with_its_upstream_stan() {
+    let dir = Scratch::new("insert-sent");
+    let store = open(&dir.db());
+    let before = store.stats();
+    let e = inserted(
+        block_on(store.insert_sent(purchase("T0000001", 7, 100, 1_000), 777, 1_005)).unwrap(),
+    );
+    assert_eq!(store.stats().commits - before.commits, 1);
+    assert_eq!(store.stats().entries - before.entries, 1);
+    assert_eq!(
+        (e.id, e.state, e.upstream_stan),
+        (1, TxnState::Sent, Some(777))
+    );
+    assert_eq!((e.created_at, e.updated_at), (1_000, 1_005));
+    assert_eq!(block_on(store.get(1)).unwrap(), Some(e.clone()));
+    // A retransmission is a duplicate, and nothing is written.
+    match block_on(store.insert_sent(purchase("T0000001", 7, 100, 1_000), 778, 1_010)).unwrap() {
+        InsertOutcome::DuplicateOf(d) => assert_eq!(d, e),
+        InsertOutcome::Inserted(d) => panic!("inserted again as {}", d.id),
+    }
+    assert_eq!(counts(&dir.db()).0, 1);
+    // An upstream STAN beyond six digits is refused before anything is written.
+    assert_eq!(
+        block_on(store.insert_sent(purchase("T0000001", 8, 100, 1_000), 1_000_000, 1_005))
+            .unwrap_err()
+            .to_string(),
+        "invalid upstream_stan: 1000000 is above 999999"
+    );
+    // Crash recovery sees it as unfinished, and it moves on like an entry updated to SENT.
+    assert_eq!(ids(&block_on(store.unfinished(0, 10)).unwrap()), vec![1]);
+    let done = block_on(store.update_state(
+        1,
+        StateUpdate {
+            response_code: Some("00".to_owned()),
+            ..StateUpdate::to(TxnState::Approved, 1_020)
+        },
+    ))
+    .unwrap();
+    assert_eq!(
+        (done.state, done.upstream_stan),
+        (TxnState::Approved, Some(777))
+    );
+    assert_eq!(block_on(store.unfinished(0, 10)).unwrap(), vec![]);
+}
+
+#[test]
 fn settlement_totals_count_approved_settling_entries_only() {
     let dir = Scratch::new("totals");
     let store = open(&dir.db());
