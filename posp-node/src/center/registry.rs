@@ -317,7 +317,12 @@ CREATE TABLE IF NOT EXISTS auths (
 );
 CREATE INDEX IF NOT EXISTS auths_key ON auths (acquirer, terminal, stan);
 CREATE INDEX IF NOT EXISTS auths_rrn ON auths (rrn);
-CREATE INDEX IF NOT EXISTS auths_card_day ON auths (card_id, local_date);
+-- The daily spending sum reads this index alone (a card's approved purchases of a day and
+-- their amounts), not one table row per purchase: it replaces auths_card_day (card_id,
+-- local_date), with which each purchase's limit check read every row of the card's day.
+DROP INDEX IF EXISTS auths_card_day;
+CREATE INDEX IF NOT EXISTS auths_card_spend
+    ON auths (card_id, local_date, kind, state, amount, refunded);
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL,
@@ -833,19 +838,14 @@ pub(crate) fn spent_on(c: &Connection, card_id: i64, local_date: &str) -> Result
 
 /// Next value of a counter (starting at 1).
 pub(crate) fn next_counter(c: &Connection, name: &str) -> Result<u64, CenterError> {
-    c.execute_cached(
-        "INSERT INTO counters (name, value) VALUES (?1, 1) \
-         ON CONFLICT(name) DO UPDATE SET value = value + 1",
-        params![name],
-    )
-    .map_err(sql("advance counter"))?;
     let v: i64 = c
         .query_row_cached(
-            "SELECT value FROM counters WHERE name = ?1",
+            "INSERT INTO counters (name, value) VALUES (?1, 1) \
+             ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
             params![name],
             |r| r.get(0),
         )
-        .map_err(sql("read counter"))?;
+        .map_err(sql("advance counter"))?;
     Ok(u64::try_from(v).unwrap_or(0))
 }
 
