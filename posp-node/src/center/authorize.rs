@@ -7,10 +7,11 @@
 //! one unit of work of the committer that journals the request, claims the matching key,
 //! runs every check in order and moves the money. Two copies of one request can therefore
 //! never both move money: the second finds the key claimed and gets the stored answer (or
-//! `94` while the first is not answered). The signed response then goes into a second unit
-//! with its journal line; the answer leaves once that unit is committed. A purchase thus
-//! costs two units of work (it was five: journal in, card read, decision, response,
-//! journal out), each of them waiting for a group commit.
+//! `94` while the first is not answered). That unit has a second stage: once the response
+//! is signed, it is stored with the authorization and journaled, in the same transaction
+//! when it comes in time (see the [`registry`](super::registry) module); the answer leaves
+//! once both are committed. A purchase thus waits for one group commit at the center (it
+//! waited for five: journal in, card read, decision, response, journal out).
 
 use std::sync::Arc;
 
@@ -28,8 +29,9 @@ use super::clock::LocalTime;
 use super::config::{CardLimits, ResolvedKeys};
 use super::registry::Cached;
 use super::registry::{
-    AuthState, CardKind, CardRecord, CardStatus, INNER, Registry, account_balance, adjust_balance,
-    card_by_number, in_savepoint, is_blacklisted, next_counter, set_pin_tries, spent_on, to_i64,
+    AuthState, CardKind, CardRecord, CardStatus, INNER, Pending, Registry, account_balance,
+    adjust_balance, card_by_number, in_savepoint, is_blacklisted, next_counter, set_pin_tries,
+    spent_on, to_i64,
 };
 
 /// Wrong PINs in a row after which a card gets `75` without its PIN being checked.
@@ -289,6 +291,49 @@ fn field_text(msg: &Message<'_>, n: u16) -> Option<String> {
     msg.field(n).map(|f| f.to_string().trim_end().to_owned())
 }
 
+/// Where a request is in its units of work: its journal line until a unit has written it,
+/// and the decision's unit while it waits for its second stage.
+#[derive(Default)]
+struct Progress {
+    in_line: Option<Line>,
+    pending: Option<Pending>,
+}
+
+/// The response to a request: the echoed fields, the decision's, unsigned.
+fn response_buf(
+    msg: &Message<'_>,
+    kind: Option<Kind>,
+    decision: &Decision,
+    now: &LocalTime,
+) -> Option<MessageBuf<'static>> {
+    let mut out = msg.to_buf().into_owned();
+    let keep = echo_fields(kind);
+    let present: Vec<u16> = out.fields().map(|(n, _)| n).collect();
+    for n in present {
+        if !keep.contains(&n) {
+            out.remove(n);
+        }
+    }
+    out.set_mti(&response_mti(msg.mti())).ok()?;
+    if !matches!(kind, Some(Kind::Reversal | Kind::LoadConfirm)) {
+        out.set(12, now.hhmmss.clone()).set(13, now.mmdd.clone());
+    }
+    out.set(39, decision.code.to_owned());
+    if let Some(rrn) = &decision.rrn {
+        out.set(37, rrn.clone());
+    }
+    if let Some(a) = &decision.auth_code {
+        out.set(38, a.clone());
+    }
+    if let Some(b) = &decision.f54 {
+        out.set(54, b.clone());
+    }
+    if let Some(d) = &decision.f55 {
+        out.set(55, d.clone());
+    }
+    Some(out)
+}
+
 impl Authorizer {
     /// Handles one request body; `None` when there is nothing to answer (undecodable, or
     /// the response could not be signed).
@@ -301,9 +346,12 @@ impl Authorizer {
         };
         let mti = msg.mti().to_owned();
         // The request's journal line goes into the first unit of work this request has.
-        let mut in_line = Some(journal_line("in", &msg, &now));
+        let mut progress = Progress {
+            in_line: Some(journal_line("in", &msg, &now)),
+            pending: None,
+        };
         if mti.starts_with("08") {
-            return self.network(&msg, in_line, &now).await;
+            return self.network(&msg, progress.in_line, &now).await;
         }
         let pc = field_text(&msg, 3).unwrap_or_default();
         let kind = Kind::route(&mti, &pc);
@@ -320,7 +368,7 @@ impl Authorizer {
                         None => base("12"),
                         Some(k) => match self.parse(&msg, k) {
                             None => base("30"),
-                            Some(req) => (kind, self.decide(&req, &now, &mut in_line).await),
+                            Some(req) => (kind, self.decide(&req, &now, &mut progress).await),
                         },
                     }
                 }
@@ -328,59 +376,48 @@ impl Authorizer {
         };
         if let Some(stored) = decision.replay {
             info!(mti = %mti, "repeated request: stored answer sent");
-            self.finish(in_line, None, Some(&stored), &now).await;
+            // Stored earlier: it goes out whatever becomes of this request's journal lines.
+            let _ = self.finish(progress, None, Some(&stored), &now).await;
             return Some(stored);
         }
-        let mut out = msg.to_buf().into_owned();
-        let keep = echo_fields(kind);
-        let present: Vec<u16> = out.fields().map(|(n, _)| n).collect();
-        for n in present {
-            if !keep.contains(&n) {
-                out.remove(n);
-            }
-        }
-        if out.set_mti(&response_mti(&mti)).is_err() {
-            return None;
-        }
-        if !matches!(kind, Some(Kind::Reversal | Kind::LoadConfirm)) {
-            out.set(12, now.hhmmss.clone()).set(13, now.mmdd.clone());
-        }
-        out.set(39, decision.code.to_owned());
-        if let Some(rrn) = &decision.rrn {
-            out.set(37, rrn.clone());
-        }
-        if let Some(a) = &decision.auth_code {
-            out.set(38, a.clone());
-        }
-        if let Some(b) = &decision.f54 {
-            out.set(54, b.clone());
-        }
-        if let Some(d) = &decision.f55 {
-            out.set(55, d.clone());
-        }
+        let out = response_buf(&msg, kind, &decision, &now)?;
         let signed = match self.sign(out).await {
             Ok(b) => b,
             Err(e) => {
                 error!(code = "CENTER_SIGN", "{e}; no answer sent");
-                self.finish(in_line, None, None, &now).await;
+                let _ = self.finish(progress, None, None, &now).await;
                 return None;
             }
         };
-        self.finish(in_line, decision.auth_id, Some(&signed), &now)
+        if self
+            .finish(progress, decision.auth_id, Some(&signed), &now)
+            .await
+        {
+            return Some(signed);
+        }
+        // The decision's commit failed: nothing of it is stored, so its answer must not go
+        // out. `96`, as for any decision the database failed.
+        let out = response_buf(&msg, kind, &Decision::code("96"), &now)?;
+        let signed = self.sign(out).await.ok()?;
+        let _ = self
+            .finish(Progress::default(), None, Some(&signed), &now)
             .await;
         Some(signed)
     }
 
     /// The last unit of work of a request: its journal line if no unit has written it yet,
     /// the response stored with its authorization (replayed to repeats), the response's
-    /// journal line. Returns once committed: the response is durable before it is sent.
+    /// journal line; the second stage of the decision's unit when there is one. Returns
+    /// once committed: the response is durable before it is sent. `false` when the
+    /// decision's own commit failed (a failure of this unit alone is logged).
     async fn finish(
         &self,
-        in_line: Option<Line>,
+        progress: Progress,
         auth_id: Option<i64>,
         response: Option<&[u8]>,
         now: &LocalTime,
-    ) {
+    ) -> bool {
+        let Progress { in_line, pending } = progress;
         let out_line = response.map(|body| {
             let (msg, _) = decode_partial(specs::cups_pos(), body);
             journal_line("out", &msg, now)
@@ -389,41 +426,48 @@ impl Authorizer {
             (Some(id), Some(body)) => Some((id, body.to_vec())),
             _ => None,
         };
-        if in_line.is_none() && out_line.is_none() && stored.is_none() {
-            return;
-        }
-        let r = self
-            .registry
-            .call(move |c| {
-                for line in in_line.iter().chain(out_line.iter()) {
-                    insert_line(c, line)?;
+        let work = move |c: &Connection| {
+            for line in in_line.iter().chain(out_line.iter()) {
+                insert_line(c, line)?;
+            }
+            if let Some((id, body)) = stored {
+                c.execute_cached(
+                    "UPDATE auths SET response = ?2 WHERE id = ?1",
+                    params![id, body],
+                )
+                .map_err(db("store response"))?;
+            }
+            Ok(())
+        };
+        let second = match pending {
+            Some(p) => match p.finish(work).await {
+                Ok(r) => r,
+                Err(e) => {
+                    error!(code = "CENTER_DB", "{e}");
+                    return false;
                 }
-                if let Some((id, body)) = stored {
-                    c.execute_cached(
-                        "UPDATE auths SET response = ?2 WHERE id = ?1",
-                        params![id, body],
-                    )
-                    .map_err(db("store response"))?;
-                }
-                Ok(())
-            })
-            .await;
-        if let Err(e) = r {
+            },
+            None => self.registry.call(work).await,
+        };
+        if let Err(e) = second {
             error!(code = "CENTER_JOURNAL", "{e}");
         }
+        true
     }
 
     /// The unit of work of a decision: the request's journal line (if not written yet),
     /// then `f` in a savepoint of its own, so that a decision that fails (answered `96`)
-    /// leaves the journal line in place.
+    /// leaves the journal line in place. The unit's second stage (the response) is left in
+    /// `progress` for [`finish`](Self::finish): the decision is not committed before that.
     async fn decision_unit(
         &self,
-        in_line: &mut Option<Line>,
+        progress: &mut Progress,
         f: impl FnOnce(&Connection) -> Result<Decision, CenterError> + Send + 'static,
     ) -> Result<Decision, CenterError> {
-        let line = in_line.take();
-        self.registry
-            .call(move |c| {
+        let line = progress.in_line.take();
+        let (decision, pending) = self
+            .registry
+            .call_then(move |c| {
                 if let Some(l) = &line
                     && let Err(e) = insert_line(c, l)
                 {
@@ -431,8 +475,9 @@ impl Authorizer {
                 }
                 Ok(in_savepoint(c, &INNER, f))
             })
-            .await
-            .and_then(|r| r)
+            .await?;
+        progress.pending = Some(pending);
+        decision
     }
 
     /// A body that does not decode: answered `30` when its MTI and STAN can be read.
@@ -451,7 +496,9 @@ impl Authorizer {
         }
         out.set(39, "30");
         let signed = self.sign(out.into_owned()).await.ok()?;
-        self.finish(None, None, Some(&signed), now).await;
+        let _ = self
+            .finish(Progress::default(), None, Some(&signed), now)
+            .await;
         Some(signed)
     }
 
@@ -472,11 +519,19 @@ impl Authorizer {
         let body = match out.to_vec(specs::cups_pos()) {
             Ok(b) => b,
             Err(_) => {
-                self.finish(in_line, None, None, now).await;
+                let progress = Progress {
+                    in_line,
+                    pending: None,
+                };
+                let _ = self.finish(progress, None, None, now).await;
                 return None;
             }
         };
-        self.finish(in_line, None, Some(&body), now).await;
+        let progress = Progress {
+            in_line,
+            pending: None,
+        };
+        let _ = self.finish(progress, None, Some(&body), now).await;
         Some(body)
     }
 
@@ -538,7 +593,7 @@ impl Authorizer {
         Some(req)
     }
 
-    async fn decide(&self, req: &Req, now: &LocalTime, in_line: &mut Option<Line>) -> Decision {
+    async fn decide(&self, req: &Req, now: &LocalTime, progress: &mut Progress) -> Decision {
         let span = tracing::info_span!(
             "center",
             kind = req.kind.as_str(),
@@ -548,11 +603,11 @@ impl Authorizer {
         );
         let _enter = span.enter();
         let result = match req.kind {
-            Kind::Purchase | Kind::Balance => self.card_debit(req, now, in_line).await,
-            Kind::Void | Kind::Refund => self.credit_back(req, now, in_line).await,
-            Kind::Load => self.load(req, now, in_line).await,
-            Kind::LoadConfirm => self.load_confirm(req, now, in_line).await,
-            Kind::Reversal => self.reversal(req, now, in_line).await,
+            Kind::Purchase | Kind::Balance => self.card_debit(req, now, progress).await,
+            Kind::Void | Kind::Refund => self.credit_back(req, now, progress).await,
+            Kind::Load => self.load(req, now, progress).await,
+            Kind::LoadConfirm => self.load_confirm(req, now, progress).await,
+            Kind::Reversal => self.reversal(req, now, progress).await,
         };
         match result {
             Ok(d) => {
@@ -609,11 +664,11 @@ impl Authorizer {
         &self,
         req: &Req,
         now: &LocalTime,
-        in_line: &mut Option<Line>,
+        progress: &mut Progress,
     ) -> Result<Decision, CenterError> {
         let pin = self.translate_pin(req).await;
         let (req, now, limits, window) = (req.clone(), now.clone(), self.limits, self.window_ms);
-        self.decision_unit(in_line, move |c| {
+        self.decision_unit(progress, move |c| {
             decide_card_debit(c, &req, &now, &limits, window, pin)
         })
         .await
@@ -624,10 +679,10 @@ impl Authorizer {
         &self,
         req: &Req,
         now: &LocalTime,
-        in_line: &mut Option<Line>,
+        progress: &mut Progress,
     ) -> Result<Decision, CenterError> {
         let (req, now, window) = (req.clone(), now.clone(), self.window_ms);
-        self.decision_unit(in_line, move |c| decide_credit_back(c, &req, &now, window))
+        self.decision_unit(progress, move |c| decide_credit_back(c, &req, &now, window))
             .await
     }
 
@@ -636,7 +691,7 @@ impl Authorizer {
         &self,
         req: &Req,
         now: &LocalTime,
-        in_line: &mut Option<Line>,
+        progress: &mut Progress,
     ) -> Result<Decision, CenterError> {
         let Some(tlv) = req.f55.as_deref().and_then(parse_load_tlv) else {
             return Ok(Decision::code("30"));
@@ -680,7 +735,7 @@ impl Authorizer {
             _ => Err("13"),
         };
         let (req, now, limits, window) = (req.clone(), now.clone(), self.limits, self.window_ms);
-        self.decision_unit(in_line, move |c| {
+        self.decision_unit(progress, move |c| {
             decide_load(c, &req, &now, &limits, window, &tlv, mac2)
         })
         .await
@@ -691,7 +746,7 @@ impl Authorizer {
         &self,
         req: &Req,
         now: &LocalTime,
-        in_line: &mut Option<Line>,
+        progress: &mut Progress,
     ) -> Result<Decision, CenterError> {
         let tac = req.f55.as_deref().and_then(|d| tlv_value::<4>(d, 0xDF13));
         let Some(tac) = tac else {
@@ -710,7 +765,7 @@ impl Authorizer {
             Some((_, data)) => Some(self.verify_load_tac(req, data, tac).await),
         };
         let (req, now, window) = (req.clone(), now.clone(), self.window_ms);
-        self.decision_unit(in_line, move |c| {
+        self.decision_unit(progress, move |c| {
             decide_load_confirm(c, &req, &now, window, found, tac, verdict)
         })
         .await
@@ -754,10 +809,10 @@ impl Authorizer {
         &self,
         req: &Req,
         now: &LocalTime,
-        in_line: &mut Option<Line>,
+        progress: &mut Progress,
     ) -> Result<Decision, CenterError> {
         let (req, now, window) = (req.clone(), now.clone(), self.window_ms);
-        self.decision_unit(in_line, move |c| decide_reversal(c, &req, &now, window))
+        self.decision_unit(progress, move |c| decide_reversal(c, &req, &now, window))
             .await
     }
 
