@@ -613,6 +613,15 @@ async fn update(sh: &Shared, id: i64, up: StateUpdate) -> Option<JournalEntry> {
     }
 }
 
+/// A final state change whose failure is logged (the answer still goes out): durable when
+/// it returns, the entry not read back.
+async fn settle(sh: &Shared, id: i64, up: StateUpdate) {
+    let to = up.to;
+    if let Err(e) = sh.store.set_state(id, up).await {
+        error!(code = "STORE", at = "journal update", entry = id, to = %to, "{e}");
+    }
+}
+
 /// A response as journaled: the MAC removed and the PAN's digits zeroed (its presence and
 /// length kept, so a replay puts the request's PAN back exactly where it was).
 fn stored_response(response: &[u8]) -> Vec<u8> {
@@ -701,7 +710,7 @@ async fn forward(
         warn!(code = "LINK_DOWN", "center unreachable; not sent");
         let out = signed(sh, name, &session.tak, base(txn, "96"), "96").await;
         if let Some(b) = &out.body {
-            update(sh, entry.id, final_update(TxnState::Failed, "96", b)).await;
+            settle(sh, entry.id, final_update(TxnState::Failed, "96", b)).await;
         }
         return out;
     };
@@ -825,7 +834,7 @@ async fn answer_from_reply(
         let mut up = final_update(to, &out.code, b);
         up.rrn = rrn;
         up.auth_code = auth;
-        update(sh, entry.id, up).await;
+        settle(sh, entry.id, up).await;
     }
     out
 }
@@ -930,7 +939,7 @@ async fn terminal_reversal(sh: &Arc<Shared>, txn: &Txn, body: &[u8], session: &S
     m.set(39, code);
     let out = signed(sh, name, &session.tak, m, code).await;
     if let Some(b) = &out.body {
-        update(sh, entry.id, final_update(to, code, b)).await;
+        settle(sh, entry.id, final_update(to, code, b)).await;
     }
     out
 }

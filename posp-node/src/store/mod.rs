@@ -170,6 +170,15 @@ pub trait Journal: Send + Sync {
         update: StateUpdate,
     ) -> impl Future<Output = Result<JournalEntry, StoreError>> + Send;
 
+    /// [`update_state`](Journal::update_state) without reading the entry back: for a
+    /// caller that needs only to know the change is durable (the outcome of a transaction,
+    /// before its answer). Same rules, same errors.
+    fn set_state(
+        &self,
+        id: i64,
+        update: StateUpdate,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The entry with this id.
     fn get(&self, id: i64)
     -> impl Future<Output = Result<Option<JournalEntry>, StoreError>> + Send;

@@ -136,8 +136,10 @@ impl SqliteStore {
 impl Journal for SqliteStore {
     async fn insert(&self, entry: NewEntry) -> Result<InsertOutcome, StoreError> {
         entry.validate()?;
+        // Encoded here, not on the writer thread every write waits for.
+        let request_hex = hex::encode_upper(&entry.request);
         self.writer
-            .submit(move |conn| insert_entry(conn, entry, None))
+            .submit(move |conn| insert_entry(conn, entry, &request_hex, None))
             .await
     }
 
@@ -153,8 +155,9 @@ impl Journal for SqliteStore {
             ..StateUpdate::to(TxnState::Sent, at)
         }
         .validate()?;
+        let request_hex = hex::encode_upper(&entry.request);
         self.writer
-            .submit(move |conn| insert_entry(conn, entry, Some((upstream_stan, at))))
+            .submit(move |conn| insert_entry(conn, entry, &request_hex, Some((upstream_stan, at))))
             .await
     }
 
@@ -162,6 +165,15 @@ impl Journal for SqliteStore {
         update.validate()?;
         self.writer
             .submit(move |conn| update_entry(conn, id, update))
+            .await
+    }
+
+    async fn set_state(&self, id: i64, update: StateUpdate) -> Result<(), StoreError> {
+        update.validate()?;
+        // Encoded here, not on the writer thread every write waits for.
+        let response_hex = update.response.as_deref().map(hex::encode_upper);
+        self.writer
+            .submit(move |conn| set_entry_state(conn, id, &update, response_hex))
             .await
     }
 
@@ -715,11 +727,13 @@ fn select_entry_by_key(conn: &Connection, key: &str) -> Result<Option<JournalEnt
     .map_err(sql("read a journal entry by idempotency key"))
 }
 
-/// Writer side: journals a new entry unless its idempotency key is taken: PENDING, or
-/// given `sent` (the upstream STAN and when), SENT with that STAN.
+/// Writer side: journals a new entry (its request already hex-encoded) unless its
+/// idempotency key is taken: PENDING, or given `sent` (the upstream STAN and when), SENT
+/// with that STAN.
 fn insert_entry(
     conn: &Connection,
     new: NewEntry,
+    request_hex: &str,
     sent: Option<(u32, i64)>,
 ) -> Result<InsertOutcome, StoreError> {
     let key = new.idempotency_key().map(|k| k.to_string());
@@ -753,7 +767,7 @@ fn insert_entry(
                 new.masked_pan,
                 state.as_str(),
                 new.original_id,
-                hex::encode_upper(&new.request),
+                request_hex,
                 key,
                 updated_at,
                 upstream_stan,
@@ -832,6 +846,68 @@ fn update_entry(
         entry.response = update.response;
     }
     Ok(entry)
+}
+
+/// The states an entry may move to `to` from, as `,A,B,` for `instr`.
+fn legal_sources(to: TxnState) -> String {
+    let mut out = String::from(",");
+    for from in TxnState::ALL {
+        if from.can_move_to(to) {
+            out.push_str(from.as_str());
+            out.push(',');
+        }
+    }
+    out
+}
+
+/// Writer side: [`update_entry`] in one statement, the transition checked in its `WHERE`;
+/// the entry is read only to say why nothing changed.
+fn set_entry_state(
+    conn: &Connection,
+    id: i64,
+    update: &StateUpdate,
+    response_hex: Option<String>,
+) -> Result<(), StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE journal SET state = ?2, updated_at = ?3, \
+             response_code = COALESCE(?4, response_code), rrn = COALESCE(?5, rrn), \
+             auth_code = COALESCE(?6, auth_code), upstream_stan = COALESCE(?7, upstream_stan), \
+             response_hex = COALESCE(?8, response_hex) \
+             WHERE id = ?1 AND instr(?9, ',' || state || ',') > 0",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                update.to.as_str(),
+                update.at,
+                update.response_code,
+                update.rrn,
+                update.auth_code,
+                update.upstream_stan,
+                response_hex,
+                legal_sources(update.to),
+            ])
+        })
+        .map_err(sql("update a journal entry's state"))?;
+    if changed == 1 {
+        return Ok(());
+    }
+    let from: Option<TxnState> = conn
+        .prepare_cached("SELECT state FROM journal WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .map_err(sql("read a journal entry's state"))?;
+    Err(match from {
+        None => StoreError::NotFound {
+            what: "journal entry",
+            id,
+        },
+        Some(from) => StoreError::IllegalTransition {
+            id,
+            from,
+            to: update.to,
+        },
+    })
 }
 
 /// The SAF columns, in the order [`saf_from_row`] reads them.
