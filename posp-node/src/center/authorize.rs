@@ -889,8 +889,19 @@ fn journal_line(direction: &'static str, msg: &Message<'_>, now: &LocalTime) -> 
             .and_then(|v| i64::try_from(v).ok()),
         pan_masked: field_text(msg, 2).map(|p| mask_pan(&p)),
         code: field_text(msg, 39),
-        text: msg.describe().to_string(),
+        text: describe(msg),
     }
+}
+
+/// The masked description of a message for the journal, written into a string sized for
+/// it at once (`to_string` grew it a few bytes at a time: a dozen reallocations and copies
+/// per line, two lines per request).
+fn describe(msg: &Message<'_>) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(1024);
+    // Writing into a String cannot fail.
+    let _ = write!(text, "{}", msg.describe());
+    text
 }
 
 fn db(op: &'static str) -> impl Fn(rusqlite::Error) -> CenterError {
