@@ -2,11 +2,16 @@
 //! the signed response. See the [module documentation](super) for the rules per
 //! transaction kind.
 //!
-//! Each decision runs in three phases: read what the HSM needs (the card's PIN verification
-//! data, the load being confirmed), ask the HSM (PIN translation, MAC2, TAC), then one
-//! database transaction that claims the matching key, runs every check in order and moves
-//! the money. Two copies of one request can therefore never both move money: the second
-//! finds the key claimed and gets the stored answer (or `94` while the first is not answered).
+//! Each decision runs in phases: ask the HSM what the decision needs (PIN translation to the
+//! PVK, MAC2; for a load confirmation, the load is read first and its TAC verified), then
+//! one unit of work of the committer that journals the request, claims the matching key,
+//! runs every check in order and moves the money. Two copies of one request can therefore
+//! never both move money: the second finds the key claimed and gets the stored answer (or
+//! `94` while the first is not answered). That unit has a second stage: once the response
+//! is signed, it is stored with the authorization and journaled, in the same transaction
+//! when it comes in time (see the [`registry`](super::registry) module); the answer leaves
+//! once both are committed. A purchase thus waits for one group commit at the center (it
+//! waited for five: journal in, card read, decision, response, journal out).
 
 use std::sync::Arc;
 
@@ -24,8 +29,9 @@ use super::clock::LocalTime;
 use super::config::{CardLimits, ResolvedKeys};
 use super::registry::Cached;
 use super::registry::{
-    AuthState, CardKind, CardRecord, CardStatus, Registry, account_balance, adjust_balance,
-    card_by_number, is_blacklisted, next_counter, set_pin_tries, spent_on, to_i64,
+    AuthState, CardKind, CardRecord, CardStatus, INNER, Pending, Registry, account_balance,
+    adjust_balance, card_by_number, in_savepoint, is_blacklisted, next_counter, set_pin_tries,
+    spent_on, to_i64,
 };
 
 /// Wrong PINs in a row after which a card gets `75` without its PIN being checked.
@@ -196,6 +202,43 @@ fn parse_load_tlv(data: &[u8]) -> Option<LoadTlv> {
     })
 }
 
+/// The request's PIN block as the HSM gave it back under the PVK, before the card is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PinIn {
+    /// No PVK configured: PINs are not verified.
+    NoPvk,
+    /// The request carries no PIN block.
+    NoBlock,
+    /// The block translated to the PVK.
+    UnderPvk([u8; 8]),
+    /// The block does not decode as format 0 under the ZPK (or the PAN is unusable).
+    Format,
+    /// The HSM failed.
+    Failed,
+}
+
+impl PinIn {
+    /// The check against the card's PIN verification data (compared in constant time).
+    fn check(self, card: &CardRecord) -> PinCheck {
+        let Some(stored) = card.pin_data else {
+            return PinCheck::NotNeeded;
+        };
+        match self {
+            PinIn::NoPvk => PinCheck::NotNeeded,
+            PinIn::NoBlock => PinCheck::Missing,
+            PinIn::Format => PinCheck::Format,
+            PinIn::Failed => PinCheck::Failed,
+            PinIn::UnderPvk(block) => {
+                if pboc_sam::mac::verify("PIN", &stored, &block).is_ok() {
+                    PinCheck::Good
+                } else {
+                    PinCheck::Wrong
+                }
+            }
+        }
+    }
+}
+
 /// The result of a PIN check through the HSM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PinCheck {
@@ -248,6 +291,49 @@ fn field_text(msg: &Message<'_>, n: u16) -> Option<String> {
     msg.field(n).map(|f| f.to_string().trim_end().to_owned())
 }
 
+/// Where a request is in its units of work: its journal line until a unit has written it,
+/// and the decision's unit while it waits for its second stage.
+#[derive(Default)]
+struct Progress {
+    in_line: Option<Line>,
+    pending: Option<Pending>,
+}
+
+/// The response to a request: the echoed fields, the decision's, unsigned.
+fn response_buf(
+    msg: &Message<'_>,
+    kind: Option<Kind>,
+    decision: &Decision,
+    now: &LocalTime,
+) -> Option<MessageBuf<'static>> {
+    let mut out = msg.to_buf().into_owned();
+    let keep = echo_fields(kind);
+    let present: Vec<u16> = out.fields().map(|(n, _)| n).collect();
+    for n in present {
+        if !keep.contains(&n) {
+            out.remove(n);
+        }
+    }
+    out.set_mti(&response_mti(msg.mti())).ok()?;
+    if !matches!(kind, Some(Kind::Reversal | Kind::LoadConfirm)) {
+        out.set(12, now.hhmmss.clone()).set(13, now.mmdd.clone());
+    }
+    out.set(39, decision.code.to_owned());
+    if let Some(rrn) = &decision.rrn {
+        out.set(37, rrn.clone());
+    }
+    if let Some(a) = &decision.auth_code {
+        out.set(38, a.clone());
+    }
+    if let Some(b) = &decision.f54 {
+        out.set(54, b.clone());
+    }
+    if let Some(d) = &decision.f55 {
+        out.set(55, d.clone());
+    }
+    Some(out)
+}
+
 impl Authorizer {
     /// Handles one request body; `None` when there is nothing to answer (undecodable, or
     /// the response could not be signed).
@@ -259,9 +345,13 @@ impl Authorizer {
             Err(e) => return self.undecodable(body, &e.to_string(), &now).await,
         };
         let mti = msg.mti().to_owned();
-        self.journal_in(&msg, &now).await;
+        // The request's journal line goes into the first unit of work this request has.
+        let mut progress = Progress {
+            in_line: Some(journal_line("in", &msg, &now)),
+            pending: None,
+        };
         if mti.starts_with("08") {
-            return self.network(&msg, &now).await;
+            return self.network(&msg, progress.in_line, &now).await;
         }
         let pc = field_text(&msg, 3).unwrap_or_default();
         let kind = Kind::route(&mti, &pc);
@@ -278,7 +368,7 @@ impl Authorizer {
                         None => base("12"),
                         Some(k) => match self.parse(&msg, k) {
                             None => base("30"),
-                            Some(req) => (kind, self.decide(&req, &now).await),
+                            Some(req) => (kind, self.decide(&req, &now, &mut progress).await),
                         },
                     }
                 }
@@ -286,65 +376,108 @@ impl Authorizer {
         };
         if let Some(stored) = decision.replay {
             info!(mti = %mti, "repeated request: stored answer sent");
-            self.journal_out_bytes(&stored, &now).await;
+            // Stored earlier: it goes out whatever becomes of this request's journal lines.
+            let _ = self.finish(progress, None, Some(&stored), &now).await;
             return Some(stored);
         }
-        let mut out = msg.to_buf().into_owned();
-        let keep = echo_fields(kind);
-        let present: Vec<u16> = out.fields().map(|(n, _)| n).collect();
-        for n in present {
-            if !keep.contains(&n) {
-                out.remove(n);
-            }
-        }
-        if out.set_mti(&response_mti(&mti)).is_err() {
-            return None;
-        }
-        if !matches!(kind, Some(Kind::Reversal | Kind::LoadConfirm)) {
-            out.set(12, now.hhmmss.clone()).set(13, now.mmdd.clone());
-        }
-        out.set(39, decision.code.to_owned());
-        if let Some(rrn) = &decision.rrn {
-            out.set(37, rrn.clone());
-        }
-        if let Some(a) = &decision.auth_code {
-            out.set(38, a.clone());
-        }
-        if let Some(b) = &decision.f54 {
-            out.set(54, b.clone());
-        }
-        if let Some(d) = &decision.f55 {
-            out.set(55, d.clone());
-        }
+        let out = response_buf(&msg, kind, &decision, &now)?;
         let signed = match self.sign(out).await {
             Ok(b) => b,
             Err(e) => {
                 error!(code = "CENTER_SIGN", "{e}; no answer sent");
+                let _ = self.finish(progress, None, None, &now).await;
                 return None;
             }
         };
-        if let Some(id) = decision.auth_id {
-            let stored = signed.clone();
-            let r = self
-                .registry
-                .call(move |c| {
-                    c.execute_cached(
-                        "UPDATE auths SET response = ?2 WHERE id = ?1",
-                        params![id, stored],
-                    )
-                    .map_err(|e| CenterError::Database {
-                        op: "store response",
-                        detail: e.to_string(),
-                    })?;
-                    Ok(())
-                })
-                .await;
-            if let Err(e) = r {
-                error!(code = "CENTER_DB", "{e}");
-            }
+        if self
+            .finish(progress, decision.auth_id, Some(&signed), &now)
+            .await
+        {
+            return Some(signed);
         }
-        self.journal_out_bytes(&signed, &now).await;
+        // The decision's commit failed: nothing of it is stored, so its answer must not go
+        // out. `96`, as for any decision the database failed.
+        let out = response_buf(&msg, kind, &Decision::code("96"), &now)?;
+        let signed = self.sign(out).await.ok()?;
+        let _ = self
+            .finish(Progress::default(), None, Some(&signed), &now)
+            .await;
         Some(signed)
+    }
+
+    /// The last unit of work of a request: its journal line if no unit has written it yet,
+    /// the response stored with its authorization (replayed to repeats), the response's
+    /// journal line; the second stage of the decision's unit when there is one. Returns
+    /// once committed: the response is durable before it is sent. `false` when the
+    /// decision's own commit failed (a failure of this unit alone is logged).
+    async fn finish(
+        &self,
+        progress: Progress,
+        auth_id: Option<i64>,
+        response: Option<&[u8]>,
+        now: &LocalTime,
+    ) -> bool {
+        let Progress { in_line, pending } = progress;
+        let out_line = response.map(|body| {
+            let (msg, _) = decode_partial(specs::cups_pos(), body);
+            journal_line("out", &msg, now)
+        });
+        let stored = match (auth_id, response) {
+            (Some(id), Some(body)) => Some((id, body.to_vec())),
+            _ => None,
+        };
+        let work = move |c: &Connection| {
+            for line in in_line.iter().chain(out_line.iter()) {
+                insert_line(c, line)?;
+            }
+            if let Some((id, body)) = stored {
+                c.execute_cached(
+                    "UPDATE auths SET response = ?2 WHERE id = ?1",
+                    params![id, body],
+                )
+                .map_err(db("store response"))?;
+            }
+            Ok(())
+        };
+        let second = match pending {
+            Some(p) => match p.finish(work).await {
+                Ok(r) => r,
+                Err(e) => {
+                    error!(code = "CENTER_DB", "{e}");
+                    return false;
+                }
+            },
+            None => self.registry.call(work).await,
+        };
+        if let Err(e) = second {
+            error!(code = "CENTER_JOURNAL", "{e}");
+        }
+        true
+    }
+
+    /// The unit of work of a decision: the request's journal line (if not written yet),
+    /// then `f` in a savepoint of its own, so that a decision that fails (answered `96`)
+    /// leaves the journal line in place. The unit's second stage (the response) is left in
+    /// `progress` for [`finish`](Self::finish): the decision is not committed before that.
+    async fn decision_unit(
+        &self,
+        progress: &mut Progress,
+        f: impl FnOnce(&Connection) -> Result<Decision, CenterError> + Send + 'static,
+    ) -> Result<Decision, CenterError> {
+        let line = progress.in_line.take();
+        let (decision, pending) = self
+            .registry
+            .call_then(move |c| {
+                if let Some(l) = &line
+                    && let Err(e) = insert_line(c, l)
+                {
+                    error!(code = "CENTER_JOURNAL", "{e}");
+                }
+                Ok(in_savepoint(c, &INNER, f))
+            })
+            .await?;
+        progress.pending = Some(pending);
+        decision
     }
 
     /// A body that does not decode: answered `30` when its MTI and STAN can be read.
@@ -363,12 +496,19 @@ impl Authorizer {
         }
         out.set(39, "30");
         let signed = self.sign(out.into_owned()).await.ok()?;
-        self.journal_out_bytes(&signed, now).await;
+        let _ = self
+            .finish(Progress::default(), None, Some(&signed), now)
+            .await;
         Some(signed)
     }
 
     /// 08xx: answered `00` at once, without a MAC.
-    async fn network(&self, msg: &Message<'_>, now: &LocalTime) -> Option<Vec<u8>> {
+    async fn network(
+        &self,
+        msg: &Message<'_>,
+        in_line: Option<Line>,
+        now: &LocalTime,
+    ) -> Option<Vec<u8>> {
         let mut out = MessageBuf::new(&response_mti(msg.mti())).ok()?;
         for n in [11u16, 32, 41, 42, 60] {
             if let Some(f) = msg.field(n) {
@@ -376,8 +516,22 @@ impl Authorizer {
             }
         }
         out.set(39, "00");
-        let body = out.to_vec(specs::cups_pos()).ok()?;
-        self.journal_out_bytes(&body, now).await;
+        let body = match out.to_vec(specs::cups_pos()) {
+            Ok(b) => b,
+            Err(_) => {
+                let progress = Progress {
+                    in_line,
+                    pending: None,
+                };
+                let _ = self.finish(progress, None, None, now).await;
+                return None;
+            }
+        };
+        let progress = Progress {
+            in_line,
+            pending: None,
+        };
+        let _ = self.finish(progress, None, Some(&body), now).await;
         Some(body)
     }
 
@@ -439,7 +593,7 @@ impl Authorizer {
         Some(req)
     }
 
-    async fn decide(&self, req: &Req, now: &LocalTime) -> Decision {
+    async fn decide(&self, req: &Req, now: &LocalTime, progress: &mut Progress) -> Decision {
         let span = tracing::info_span!(
             "center",
             kind = req.kind.as_str(),
@@ -449,11 +603,11 @@ impl Authorizer {
         );
         let _enter = span.enter();
         let result = match req.kind {
-            Kind::Purchase | Kind::Balance => self.card_debit(req, now).await,
-            Kind::Void | Kind::Refund => self.credit_back(req, now).await,
-            Kind::Load => self.load(req, now).await,
-            Kind::LoadConfirm => self.load_confirm(req, now).await,
-            Kind::Reversal => self.reversal(req, now).await,
+            Kind::Purchase | Kind::Balance => self.card_debit(req, now, progress).await,
+            Kind::Void | Kind::Refund => self.credit_back(req, now, progress).await,
+            Kind::Load => self.load(req, now, progress).await,
+            Kind::LoadConfirm => self.load_confirm(req, now, progress).await,
+            Kind::Reversal => self.reversal(req, now, progress).await,
         };
         match result {
             Ok(d) => {
@@ -467,20 +621,18 @@ impl Authorizer {
         }
     }
 
-    /// The PIN check: translate the block from the ZPK to the PVK, compare with the card's
-    /// verification data in constant time.
-    async fn pin_check(&self, card: Option<&CardRecord>, req: &Req) -> PinCheck {
-        let (Some(pvk), Some(card)) = (&self.keys.pvk, card) else {
-            return PinCheck::NotNeeded;
-        };
-        let Some(stored) = card.pin_data else {
-            return PinCheck::NotNeeded;
+    /// The PIN block translated from the ZPK to the PVK, before the card is read (the card
+    /// is the one whose number is field 2); [`PinIn::check`] compares it with the card's
+    /// verification data inside the decision.
+    async fn translate_pin(&self, req: &Req) -> PinIn {
+        let Some(pvk) = &self.keys.pvk else {
+            return PinIn::NoPvk;
         };
         let Some(block) = req.pin_block else {
-            return PinCheck::Missing;
+            return PinIn::NoBlock;
         };
-        let Ok(pan) = Pan::new(&card.number) else {
-            return PinCheck::Format;
+        let Ok(pan) = Pan::new(req.pan.as_deref().unwrap_or_default()) else {
+            return PinIn::Format;
         };
         let t = PinTranslation {
             source_key: self.keys.zpk.clone(),
@@ -491,62 +643,56 @@ impl Authorizer {
             block,
         };
         match self.hsm.translate_pin(&t).await {
-            Ok(under_pvk) => {
-                if pboc_sam::mac::verify("PIN", &stored, &under_pvk).is_ok() {
-                    PinCheck::Good
-                } else {
-                    PinCheck::Wrong
-                }
-            }
+            Ok(under_pvk) => PinIn::UnderPvk(under_pvk),
             Err(e)
                 if matches!(
                     e.code,
                     HsmErrorCode::PinBlock | HsmErrorCode::PinFormat | HsmErrorCode::PinLength
                 ) =>
             {
-                PinCheck::Format
+                PinIn::Format
             }
             Err(e) => {
                 error!(code = "CENTER_HSM", "translate PIN: {e}");
-                PinCheck::Failed
+                PinIn::Failed
             }
         }
     }
 
-    async fn read_card(&self, number: &str) -> Result<Option<CardRecord>, CenterError> {
-        let number = number.to_owned();
-        self.registry
-            .call(move |c| card_by_number(c, &number))
-            .await
-    }
-
     /// Purchase and balance inquiry.
-    async fn card_debit(&self, req: &Req, now: &LocalTime) -> Result<Decision, CenterError> {
-        let pan = req.pan.clone().unwrap_or_default();
-        let card = self.read_card(&pan).await?;
-        let pin = self.pin_check(card.as_ref(), req).await;
+    async fn card_debit(
+        &self,
+        req: &Req,
+        now: &LocalTime,
+        progress: &mut Progress,
+    ) -> Result<Decision, CenterError> {
+        let pin = self.translate_pin(req).await;
         let (req, now, limits, window) = (req.clone(), now.clone(), self.limits, self.window_ms);
-        self.registry
-            .call(move |c| {
-                let d = decide_card_debit(c, &req, &now, &limits, window, pin)?;
-                Ok(d)
-            })
-            .await
+        self.decision_unit(progress, move |c| {
+            decide_card_debit(c, &req, &now, &limits, window, pin)
+        })
+        .await
     }
 
     /// Void and refund.
-    async fn credit_back(&self, req: &Req, now: &LocalTime) -> Result<Decision, CenterError> {
+    async fn credit_back(
+        &self,
+        req: &Req,
+        now: &LocalTime,
+        progress: &mut Progress,
+    ) -> Result<Decision, CenterError> {
         let (req, now, window) = (req.clone(), now.clone(), self.window_ms);
-        self.registry
-            .call(move |c| {
-                let d = decide_credit_back(c, &req, &now, window)?;
-                Ok(d)
-            })
+        self.decision_unit(progress, move |c| decide_credit_back(c, &req, &now, window))
             .await
     }
 
     /// Purse load: MAC1 verified and MAC2 made by the HSM, the funding account debited.
-    async fn load(&self, req: &Req, now: &LocalTime) -> Result<Decision, CenterError> {
+    async fn load(
+        &self,
+        req: &Req,
+        now: &LocalTime,
+        progress: &mut Progress,
+    ) -> Result<Decision, CenterError> {
         let Some(tlv) = req.f55.as_deref().and_then(parse_load_tlv) else {
             return Ok(Decision::code("30"));
         };
@@ -589,16 +735,19 @@ impl Authorizer {
             _ => Err("13"),
         };
         let (req, now, limits, window) = (req.clone(), now.clone(), self.limits, self.window_ms);
-        self.registry
-            .call(move |c| {
-                let d = decide_load(c, &req, &now, &limits, window, &tlv, mac2)?;
-                Ok(d)
-            })
-            .await
+        self.decision_unit(progress, move |c| {
+            decide_load(c, &req, &now, &limits, window, &tlv, mac2)
+        })
+        .await
     }
 
     /// Load confirmation: the load found, its TAC verified by the HSM and recorded.
-    async fn load_confirm(&self, req: &Req, now: &LocalTime) -> Result<Decision, CenterError> {
+    async fn load_confirm(
+        &self,
+        req: &Req,
+        now: &LocalTime,
+        progress: &mut Progress,
+    ) -> Result<Decision, CenterError> {
         let tac = req.f55.as_deref().and_then(|d| tlv_value::<4>(d, 0xDF13));
         let Some(tac) = tac else {
             return Ok(Decision::code("30"));
@@ -616,12 +765,10 @@ impl Authorizer {
             Some((_, data)) => Some(self.verify_load_tac(req, data, tac).await),
         };
         let (req, now, window) = (req.clone(), now.clone(), self.window_ms);
-        self.registry
-            .call(move |c| {
-                let d = decide_load_confirm(c, &req, &now, window, found, tac, verdict)?;
-                Ok(d)
-            })
-            .await
+        self.decision_unit(progress, move |c| {
+            decide_load_confirm(c, &req, &now, window, found, tac, verdict)
+        })
+        .await
     }
 
     async fn verify_load_tac(&self, req: &Req, data: &LoadData, tac: [u8; 4]) -> Option<bool> {
@@ -658,13 +805,14 @@ impl Authorizer {
         }
     }
 
-    async fn reversal(&self, req: &Req, now: &LocalTime) -> Result<Decision, CenterError> {
+    async fn reversal(
+        &self,
+        req: &Req,
+        now: &LocalTime,
+        progress: &mut Progress,
+    ) -> Result<Decision, CenterError> {
         let (req, now, window) = (req.clone(), now.clone(), self.window_ms);
-        self.registry
-            .call(move |c| {
-                let d = decide_reversal(c, &req, &now, window)?;
-                Ok(d)
-            })
+        self.decision_unit(progress, move |c| decide_reversal(c, &req, &now, window))
             .await
     }
 
@@ -692,45 +840,6 @@ impl Authorizer {
         }
         Ok(body)
     }
-
-    async fn journal_in(&self, msg: &Message<'_>, now: &LocalTime) {
-        let line = journal_line("in", msg, now);
-        self.write_journal(line).await;
-    }
-
-    async fn journal_out_bytes(&self, body: &[u8], now: &LocalTime) {
-        let (msg, _) = decode_partial(specs::cups_pos(), body);
-        let line = journal_line("out", &msg, now);
-        self.write_journal(line).await;
-    }
-
-    async fn write_journal(&self, line: Line) {
-        let r = self
-            .registry
-            .call(move |c| {
-                c.execute_cached(
-                    "INSERT INTO messages (at_ms, direction, mti, acquirer, terminal, stan, \
-                     pan_masked, response_code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![
-                        line.at_ms,
-                        line.direction,
-                        line.mti,
-                        line.acquirer,
-                        line.terminal,
-                        line.stan,
-                        line.pan_masked,
-                        line.code,
-                        line.text
-                    ],
-                )
-                .map_err(db("journal message"))?;
-                Ok(())
-            })
-            .await;
-        if let Err(e) = r {
-            error!(code = "CENTER_JOURNAL", "{e}");
-        }
-    }
 }
 
 /// A journal row.
@@ -746,6 +855,27 @@ struct Line {
     text: String,
 }
 
+/// Writes a journal row.
+fn insert_line(c: &Connection, line: &Line) -> Result<(), CenterError> {
+    c.execute_cached(
+        "INSERT INTO messages (at_ms, direction, mti, acquirer, terminal, stan, \
+         pan_masked, response_code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            line.at_ms,
+            line.direction,
+            line.mti,
+            line.acquirer,
+            line.terminal,
+            line.stan,
+            line.pan_masked,
+            line.code,
+            line.text
+        ],
+    )
+    .map_err(db("journal message"))?;
+    Ok(())
+}
+
 fn journal_line(direction: &'static str, msg: &Message<'_>, now: &LocalTime) -> Line {
     Line {
         at_ms: now.unix_ms,
@@ -759,8 +889,19 @@ fn journal_line(direction: &'static str, msg: &Message<'_>, now: &LocalTime) -> 
             .and_then(|v| i64::try_from(v).ok()),
         pan_masked: field_text(msg, 2).map(|p| mask_pan(&p)),
         code: field_text(msg, 39),
-        text: msg.describe().to_string(),
+        text: describe(msg),
     }
+}
+
+/// The masked description of a message for the journal, written into a string sized for
+/// it at once (`to_string` grew it a few bytes at a time: a dozen reallocations and copies
+/// per line, two lines per request).
+fn describe(msg: &Message<'_>) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(1024);
+    // Writing into a String cannot fail.
+    let _ = write!(text, "{}", msg.describe());
+    text
 }
 
 fn db(op: &'static str) -> impl Fn(rusqlite::Error) -> CenterError {
@@ -977,7 +1118,7 @@ fn decide_card_debit(
     now: &LocalTime,
     limits: &CardLimits,
     window: i64,
-    pin: PinCheck,
+    pin: PinIn,
 ) -> Result<Decision, CenterError> {
     if let Claim::Early(d) = claim(c, req, now, window)? {
         return Ok(d);
@@ -992,6 +1133,7 @@ fn decide_card_debit(
     if let Some(code) = card_state_code(c, &card, req, now)? {
         return decline(c, req, now, code, Some(&card));
     }
+    let pin = pin.check(&card);
     if pin != PinCheck::NotNeeded && card.pin_tries >= MAX_PIN_TRIES {
         return decline(c, req, now, "75", Some(&card));
     }

@@ -5,7 +5,7 @@
 //! | sign-in | registered -> generate PIK (TPK, double) and MAK (TAK, single) under the TMK -> field 62 (layout 003) -> session keys stored -> 0810 |
 //! | sign-off, echo | registered -> (sign-off: keys forgotten) -> 0830 |
 //! | settlement | registered -> signed in -> MAC if present -> journal totals vs field 48 -> 0510 with result flag 1 or 2 |
-//! | forwarded (balance, purchase, void, refund, load, load confirmation) | registered -> signed in -> MAC verified (`A0`) -> PIN translated PIK -> ZPK -> journal PENDING (duplicates: `94` or the stored response) -> link up? (`96`, FAILED) -> SENT with the upstream STAN -> request upstream (field 11 = upstream STAN, 32, 52 under the ZPK, X9.19 MAC under the ZAK) -> reply: MAC verified, APPROVED/DECLINED with RRN, answer; no reply: TIMED_OUT, reversal queued in the SAF, REVERSAL_QUEUED, answer `98` |
+//! | forwarded (balance, purchase, void, refund, load, load confirmation) | registered -> signed in -> MAC verified (`A0`) -> PIN translated PIK -> ZPK -> link up? journal SENT with the upstream STAN in one write (duplicates: `94` or the stored response); link down: journal PENDING, then FAILED and `96` -> request upstream (field 11 = upstream STAN, 32, 52 under the ZPK, X9.19 MAC under the ZAK) -> reply: MAC verified, APPROVED/DECLINED with RRN, answer; no reply: TIMED_OUT, reversal queued in the SAF, REVERSAL_QUEUED, answer `98` |
 //! | terminal reversal (0400) | registered -> signed in -> MAC -> journal the reversal (repeats: the stored answer) -> the original found by terminal, batch and STAN (`25` if none) -> an APPROVED original gets a reversal queued in the SAF and moves to REVERSAL_QUEUED -> 0410 `00` |
 //!
 //! Journal first: every state is durable before the next step (the store's writes return
@@ -563,7 +563,8 @@ fn new_entry(
     }
 }
 
-/// Inserts a journal entry; `Err(outcome)` answers a duplicate or a store failure.
+/// Inserts a journal entry (PENDING, or given an upstream STAN, SENT with it);
+/// `Err(outcome)` answers a duplicate or a store failure.
 async fn journal_new(
     sh: &Shared,
     txn: &Txn,
@@ -571,13 +572,15 @@ async fn journal_new(
     body: &[u8],
     original_id: Option<i64>,
     session: &Session,
+    upstream_stan: Option<u32>,
 ) -> Result<JournalEntry, Outcome> {
     let name = kind.as_str();
-    match sh
-        .store
-        .insert(new_entry(sh, txn, kind, body, original_id))
-        .await
-    {
+    let new = new_entry(sh, txn, kind, body, original_id);
+    let inserted = match upstream_stan {
+        Some(stan) => sh.store.insert_sent(new, stan, unix_millis()).await,
+        None => sh.store.insert(new).await,
+    };
+    match inserted {
         Ok(InsertOutcome::Inserted(e)) => Ok(e),
         Ok(InsertOutcome::DuplicateOf(e)) => match (&e.response, e.state.is_unfinished()) {
             (Some(stored), false) => Err(replay(sh, txn, name, stored, session).await),
@@ -607,6 +610,15 @@ async fn update(sh: &Shared, id: i64, up: StateUpdate) -> Option<JournalEntry> {
             error!(code = "STORE", at = "journal update", entry = id, to = %to, "{e}");
             None
         }
+    }
+}
+
+/// A final state change whose failure is logged (the answer still goes out): durable when
+/// it returns, the entry not read back.
+async fn settle(sh: &Shared, id: i64, up: StateUpdate) {
+    let to = up.to;
+    if let Err(e) = sh.store.set_state(id, up).await {
+        error!(code = "STORE", at = "journal update", entry = id, to = %to, "{e}");
     }
 }
 
@@ -675,8 +687,13 @@ async fn forward(
             }
         }
     }
-    // 2. Journal first.
-    let entry = match journal_new(sh, txn, kind, body, None, session).await {
+    // 2. Journal first. With the link up, the entry is journaled SENT with the upstream
+    //    STAN it goes out with: one durable write before the request is written (it was
+    //    PENDING, then SENT: two). Crash recovery treats a SENT entry as it treats a PENDING
+    //    one of a reversible kind (a reversal); for the others it means TIMED_OUT rather than
+    //    FAILED, the answer that does not assume the request never left.
+    let ustan = sh.link.is_up().then(|| sh.link.alloc_stan());
+    let entry = match journal_new(sh, txn, kind, body, None, session, ustan).await {
         Ok(e) => e,
         Err(out) => return out,
     };
@@ -688,25 +705,16 @@ async fn forward(
             entry.id
         );
     }
-    // 3. The link must be up to send; otherwise nothing went out.
-    if !sh.link.is_up() {
+    // 3. The link was down: nothing goes out.
+    let Some(ustan) = ustan else {
         warn!(code = "LINK_DOWN", "center unreachable; not sent");
         let out = signed(sh, name, &session.tak, base(txn, "96"), "96").await;
         if let Some(b) = &out.body {
-            update(sh, entry.id, final_update(TxnState::Failed, "96", b)).await;
+            settle(sh, entry.id, final_update(TxnState::Failed, "96", b)).await;
         }
         return out;
-    }
-    // 4. SENT with the upstream STAN, durable before the write.
-    let ustan = sh.link.alloc_stan();
-    let sent = StateUpdate {
-        upstream_stan: Some(ustan),
-        ..StateUpdate::to(TxnState::Sent, unix_millis())
     };
-    if update(sh, entry.id, sent).await.is_none() {
-        return signed(sh, name, &session.tak, base(txn, "96"), "96").await;
-    }
-    // 5. Assemble the upstream request.
+    // 4. Assemble the upstream request.
     let acq = sh.link.acquirer().to_owned();
     let mut up = msg.to_buf();
     up.set(11, format!("{ustan:06}")).set(32, acq.clone());
@@ -737,7 +745,7 @@ async fn forward(
             return unknown_outcome(sh, txn, &entry, kind, session, LinkError::Frame).await;
         }
     };
-    // 6. Exchange (the pending match is registered before the write).
+    // 5. Exchange (the pending match is registered before the write).
     let key = match_key(&txn.mti, &acq, &txn.terminal_id, ustan);
     match sh
         .link
@@ -826,7 +834,7 @@ async fn answer_from_reply(
         let mut up = final_update(to, &out.code, b);
         up.rrn = rrn;
         up.auth_code = auth;
-        update(sh, entry.id, up).await;
+        settle(sh, entry.id, up).await;
     }
     out
 }
@@ -888,6 +896,7 @@ async fn terminal_reversal(sh: &Arc<Shared>, txn: &Txn, body: &[u8], session: &S
         body,
         original.as_ref().map(|o| o.id),
         session,
+        None,
     )
     .await
     {
@@ -930,7 +939,7 @@ async fn terminal_reversal(sh: &Arc<Shared>, txn: &Txn, body: &[u8], session: &S
     m.set(39, code);
     let out = signed(sh, name, &session.tak, m, code).await;
     if let Some(b) = &out.body {
-        update(sh, entry.id, final_update(to, code, b)).await;
+        settle(sh, entry.id, final_update(to, code, b)).await;
     }
     out
 }

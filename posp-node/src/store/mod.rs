@@ -149,6 +149,19 @@ pub trait Journal: Send + Sync {
         entry: NewEntry,
     ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
 
+    /// Journals a new entry directly in [`TxnState::Sent`] with the upstream STAN it is about
+    /// to go out with, at `at` (unix milliseconds): one durable write where
+    /// [`insert`](Journal::insert) and [`update_state`](Journal::update_state) to SENT took
+    /// two. Returns once durable, like them, so the entry (an unfinished one, that crash
+    /// recovery reverses) is on disk before the request is written upstream. A duplicate is
+    /// returned as by `insert`, and nothing is written.
+    fn insert_sent(
+        &self,
+        entry: NewEntry,
+        upstream_stan: u32,
+        at: i64,
+    ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
+
     /// Moves an entry to a new state with what came with it; an illegal transition is
     /// [`StoreError::IllegalTransition`]. Returns the updated entry.
     fn update_state(
@@ -156,6 +169,15 @@ pub trait Journal: Send + Sync {
         id: i64,
         update: StateUpdate,
     ) -> impl Future<Output = Result<JournalEntry, StoreError>> + Send;
+
+    /// [`update_state`](Journal::update_state) without reading the entry back: for a
+    /// caller that needs only to know the change is durable (the outcome of a transaction,
+    /// before its answer). Same rules, same errors.
+    fn set_state(
+        &self,
+        id: i64,
+        update: StateUpdate,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The entry with this id.
     fn get(&self, id: i64)

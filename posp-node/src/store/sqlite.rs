@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter};
 use serde::Deserialize;
@@ -104,6 +105,7 @@ impl SqliteStore {
             .map_err(open)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open)?;
+        stable_plans(&conn).map_err(open)?;
         schema::migrate(&mut conn, path)?;
         let reader = SqliteReader::open(path, config.readers, config.busy_timeout)?;
         let writer = Writer::start(conn, config.write_queue, config.batch_limit)?;
@@ -134,8 +136,28 @@ impl SqliteStore {
 impl Journal for SqliteStore {
     async fn insert(&self, entry: NewEntry) -> Result<InsertOutcome, StoreError> {
         entry.validate()?;
+        // Encoded here, not on the writer thread every write waits for.
+        let request_hex = hex::encode_upper(&entry.request);
         self.writer
-            .submit(move |conn| insert_entry(conn, entry))
+            .submit(move |conn| insert_entry(conn, entry, &request_hex, None))
+            .await
+    }
+
+    async fn insert_sent(
+        &self,
+        entry: NewEntry,
+        upstream_stan: u32,
+        at: i64,
+    ) -> Result<InsertOutcome, StoreError> {
+        entry.validate()?;
+        StateUpdate {
+            upstream_stan: Some(upstream_stan),
+            ..StateUpdate::to(TxnState::Sent, at)
+        }
+        .validate()?;
+        let request_hex = hex::encode_upper(&entry.request);
+        self.writer
+            .submit(move |conn| insert_entry(conn, entry, &request_hex, Some((upstream_stan, at))))
             .await
     }
 
@@ -143,6 +165,15 @@ impl Journal for SqliteStore {
         update.validate()?;
         self.writer
             .submit(move |conn| update_entry(conn, id, update))
+            .await
+    }
+
+    async fn set_state(&self, id: i64, update: StateUpdate) -> Result<(), StoreError> {
+        update.validate()?;
+        // Encoded here, not on the writer thread every write waits for.
+        let response_hex = update.response.as_deref().map(hex::encode_upper);
+        self.writer
+            .submit(move |conn| set_entry_state(conn, id, &update, response_hex))
             .await
     }
 
@@ -315,6 +346,7 @@ impl SqliteReader {
             )
             .map_err(open)?;
             conn.busy_timeout(busy_timeout).map_err(open)?;
+            stable_plans(&conn).map_err(open)?;
             if conns.is_empty() {
                 schema::check(&conn, path)?;
             }
@@ -586,6 +618,14 @@ impl SqliteReader {
 }
 
 /// Maps an SQLite error to [`StoreError::Sql`] naming the operation.
+/// Turns on the query planner stability guarantee. Without it SQLite marks a statement with
+/// `col = ?` terms to be planned again whenever its parameters are cleared, which the
+/// statement cache does after every use: each cached statement was parsed again each time.
+fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map(|_| ())
+}
+
 fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sql { op, source }
 }
@@ -687,17 +727,28 @@ fn select_entry_by_key(conn: &Connection, key: &str) -> Result<Option<JournalEnt
     .map_err(sql("read a journal entry by idempotency key"))
 }
 
-/// Writer side: journals a new entry unless its idempotency key is taken.
-fn insert_entry(conn: &Connection, new: NewEntry) -> Result<InsertOutcome, StoreError> {
+/// Writer side: journals a new entry (its request already hex-encoded) unless its
+/// idempotency key is taken: PENDING, or given `sent` (the upstream STAN and when), SENT
+/// with that STAN.
+fn insert_entry(
+    conn: &Connection,
+    new: NewEntry,
+    request_hex: &str,
+    sent: Option<(u32, i64)>,
+) -> Result<InsertOutcome, StoreError> {
     let key = new.idempotency_key().map(|k| k.to_string());
     let op = "insert a journal entry";
+    let (state, upstream_stan, updated_at) = match sent {
+        Some((stan, at)) => (TxnState::Sent, Some(stan), at),
+        None => (TxnState::Pending, None, new.created_at),
+    };
     let inserted = conn
         .prepare_cached(
             "INSERT INTO journal (created_at, updated_at, origin, terminal_id, merchant_id, \
              batch, stan, local_date, local_time, kind, mti, processing_code, amount, \
-             masked_pan, state, original_id, request_hex, idem_key) \
-             VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
-             ON CONFLICT (idem_key) DO NOTHING",
+             masked_pan, state, original_id, request_hex, idem_key, upstream_stan) \
+             VALUES (?1, ?18, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+             ?17, ?19) ON CONFLICT (idem_key) DO NOTHING",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -714,18 +765,21 @@ fn insert_entry(conn: &Connection, new: NewEntry) -> Result<InsertOutcome, Store
                 new.processing_code,
                 new.amount,
                 new.masked_pan,
-                TxnState::Pending.as_str(),
+                state.as_str(),
                 new.original_id,
-                hex::encode_upper(&new.request),
+                request_hex,
                 key,
+                updated_at,
+                upstream_stan,
             ])
         })
         .map_err(sql(op))?;
     if inserted == 1 {
-        return Ok(InsertOutcome::Inserted(JournalEntry::from_new(
-            conn.last_insert_rowid(),
-            new,
-        )));
+        let mut entry = JournalEntry::from_new(conn.last_insert_rowid(), new);
+        entry.state = state;
+        entry.updated_at = updated_at;
+        entry.upstream_stan = upstream_stan;
+        return Ok(InsertOutcome::Inserted(entry));
     }
     // Only the idempotency key can conflict, so a key is present here.
     let key = key.unwrap_or_default();
@@ -792,6 +846,68 @@ fn update_entry(
         entry.response = update.response;
     }
     Ok(entry)
+}
+
+/// The states an entry may move to `to` from, as `,A,B,` for `instr`.
+fn legal_sources(to: TxnState) -> String {
+    let mut out = String::from(",");
+    for from in TxnState::ALL {
+        if from.can_move_to(to) {
+            out.push_str(from.as_str());
+            out.push(',');
+        }
+    }
+    out
+}
+
+/// Writer side: [`update_entry`] in one statement, the transition checked in its `WHERE`;
+/// the entry is read only to say why nothing changed.
+fn set_entry_state(
+    conn: &Connection,
+    id: i64,
+    update: &StateUpdate,
+    response_hex: Option<String>,
+) -> Result<(), StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE journal SET state = ?2, updated_at = ?3, \
+             response_code = COALESCE(?4, response_code), rrn = COALESCE(?5, rrn), \
+             auth_code = COALESCE(?6, auth_code), upstream_stan = COALESCE(?7, upstream_stan), \
+             response_hex = COALESCE(?8, response_hex) \
+             WHERE id = ?1 AND instr(?9, ',' || state || ',') > 0",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                update.to.as_str(),
+                update.at,
+                update.response_code,
+                update.rrn,
+                update.auth_code,
+                update.upstream_stan,
+                response_hex,
+                legal_sources(update.to),
+            ])
+        })
+        .map_err(sql("update a journal entry's state"))?;
+    if changed == 1 {
+        return Ok(());
+    }
+    let from: Option<TxnState> = conn
+        .prepare_cached("SELECT state FROM journal WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .map_err(sql("read a journal entry's state"))?;
+    Err(match from {
+        None => StoreError::NotFound {
+            what: "journal entry",
+            id,
+        },
+        Some(from) => StoreError::IllegalTransition {
+            id,
+            from,
+            to: update.to,
+        },
+    })
 }
 
 /// The SAF columns, in the order [`saf_from_row`] reads them.

@@ -325,6 +325,113 @@ fn crash_recovery_lists_pending_and_sent_after_reopen() {
 }
 
 #[test]
+fn insert_sent_journals_one_entry_in_sent_with_its_upstream_stan() {
+    let dir = Scratch::new("insert-sent");
+    let store = open(&dir.db());
+    let before = store.stats();
+    let e = inserted(
+        block_on(store.insert_sent(purchase("T0000001", 7, 100, 1_000), 777, 1_005)).unwrap(),
+    );
+    assert_eq!(store.stats().commits - before.commits, 1);
+    assert_eq!(store.stats().entries - before.entries, 1);
+    assert_eq!(
+        (e.id, e.state, e.upstream_stan),
+        (1, TxnState::Sent, Some(777))
+    );
+    assert_eq!((e.created_at, e.updated_at), (1_000, 1_005));
+    assert_eq!(block_on(store.get(1)).unwrap(), Some(e.clone()));
+    // A retransmission is a duplicate, and nothing is written.
+    match block_on(store.insert_sent(purchase("T0000001", 7, 100, 1_000), 778, 1_010)).unwrap() {
+        InsertOutcome::DuplicateOf(d) => assert_eq!(d, e),
+        InsertOutcome::Inserted(d) => panic!("inserted again as {}", d.id),
+    }
+    assert_eq!(counts(&dir.db()).0, 1);
+    // An upstream STAN beyond six digits is refused before anything is written.
+    assert_eq!(
+        block_on(store.insert_sent(purchase("T0000001", 8, 100, 1_000), 1_000_000, 1_005))
+            .unwrap_err()
+            .to_string(),
+        "invalid upstream_stan: 1000000 is above 999999"
+    );
+    // Crash recovery sees it as unfinished, and it moves on like an entry updated to SENT.
+    assert_eq!(ids(&block_on(store.unfinished(0, 10)).unwrap()), vec![1]);
+    let done = block_on(store.update_state(
+        1,
+        StateUpdate {
+            response_code: Some("00".to_owned()),
+            ..StateUpdate::to(TxnState::Approved, 1_020)
+        },
+    ))
+    .unwrap();
+    assert_eq!(
+        (done.state, done.upstream_stan),
+        (TxnState::Approved, Some(777))
+    );
+    assert_eq!(block_on(store.unfinished(0, 10)).unwrap(), vec![]);
+}
+
+#[test]
+fn set_state_moves_an_entry_as_update_state_does_without_reading_it_back() {
+    let dir = Scratch::new("set-state");
+    let store = open(&dir.db());
+    let a = insert(&store, purchase("T0000001", 1, 100, 1_000));
+    let b = insert(&store, purchase("T0000001", 2, 100, 1_000));
+    let outcome = StateUpdate {
+        response_code: Some("00".to_owned()),
+        rrn: Some("000000000001".to_owned()),
+        auth_code: Some("A1B2C3".to_owned()),
+        upstream_stan: Some(42),
+        response: Some(vec![0x02, 0x10]),
+        ..StateUpdate::to(TxnState::Approved, 2_000)
+    };
+    block_on(store.set_state(a.id, outcome.clone())).unwrap();
+    let by_update = block_on(store.update_state(b.id, outcome.clone())).unwrap();
+    let by_set = block_on(store.get(a.id)).unwrap().unwrap();
+    assert_eq!(
+        JournalEntry {
+            id: b.id,
+            stan: 2,
+            ..by_set.clone()
+        },
+        by_update
+    );
+    assert_eq!(by_set.state, TxnState::Approved);
+    assert_eq!(by_set.response, Some(vec![0x02, 0x10]));
+    assert_eq!(by_set.updated_at, 2_000);
+    // The same rules and errors as update_state; nothing changes on an error.
+    assert_eq!(
+        block_on(store.set_state(a.id, StateUpdate::to(TxnState::Sent, 3_000)))
+            .unwrap_err()
+            .to_string(),
+        "journal entry 1: illegal state transition from APPROVED to SENT"
+    );
+    assert_eq!(
+        block_on(store.set_state(99, StateUpdate::to(TxnState::Sent, 3_000)))
+            .unwrap_err()
+            .to_string(),
+        "journal entry 99 not found"
+    );
+    assert_eq!(
+        block_on(store.set_state(
+            a.id,
+            StateUpdate {
+                rrn: Some("short".to_owned()),
+                ..StateUpdate::to(TxnState::ReversalQueued, 3_000)
+            }
+        ))
+        .unwrap_err()
+        .to_string(),
+        "invalid rrn: \"short\" has 5 characters, expected 12"
+    );
+    assert_eq!(block_on(store.get(a.id)).unwrap().unwrap(), by_set);
+    block_on(store.set_state(a.id, StateUpdate::to(TxnState::ReversalQueued, 4_000))).unwrap();
+    assert_eq!(
+        block_on(store.get(a.id)).unwrap().unwrap().state,
+        TxnState::ReversalQueued
+    );
+}
+
+#[test]
 fn settlement_totals_count_approved_settling_entries_only() {
     let dir = Scratch::new("totals");
     let store = open(&dir.db());

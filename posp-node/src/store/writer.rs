@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, DropBehavior, TransactionBehavior};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
@@ -212,21 +212,24 @@ fn run(
     }
 }
 
+/// Runs a statement without parameters through the statement cache: `BEGIN`, `COMMIT` and
+/// the savepoints run for every batch and job, and `execute_batch` parsed them every time.
+fn run_cached(conn: &Connection, stmt: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(stmt)?.execute([]).map(|_| ())
+}
+
 /// Runs `batch` in one transaction, commits, then answers every job.
 fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>, counters: &Counters) {
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            let detail = format!("begin transaction: {e}");
-            tracing::error!(%detail, "journal write batch failed");
-            for job in batch.drain(..) {
-                job.fail(StoreError::Commit {
-                    detail: detail.clone(),
-                });
-            }
-            return;
+    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
+        let detail = format!("begin transaction: {e}");
+        tracing::error!(%detail, "journal write batch failed");
+        for job in batch.drain(..) {
+            job.fail(StoreError::Commit {
+                detail: detail.clone(),
+            });
         }
-    };
+        return;
+    }
     let mut answers: Vec<Box<dyn Answer>> = Vec::with_capacity(batch.len());
     // Set when a savepoint cannot be opened or closed: the transaction's content is then
     // unknown, so the whole batch is rolled back and every caller hears it failed.
@@ -238,14 +241,15 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>, counters: 
             });
             continue;
         }
-        match tx.savepoint() {
-            Ok(mut sp) => {
-                let answer = job.run(&sp);
+        match run_cached(conn, "SAVEPOINT job") {
+            Ok(()) => {
+                let answer = job.run(conn);
                 let closed = if answer.is_ok() {
-                    sp.commit()
+                    run_cached(conn, "RELEASE job")
                 } else {
-                    sp.set_drop_behavior(DropBehavior::Rollback);
-                    sp.finish()
+                    // ROLLBACK TO keeps the savepoint open: release it too.
+                    run_cached(conn, "ROLLBACK TO job")
+                        .and_then(|()| run_cached(conn, "RELEASE job"))
                 };
                 if let Err(e) = closed {
                     broken = Some(format!("close savepoint: {e}"));
@@ -262,13 +266,15 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>, counters: 
         }
     }
     let committed = match broken {
-        // Dropping the transaction rolls it back.
-        Some(detail) => {
-            drop(tx);
-            Err(detail)
-        }
-        None => tx.commit().map_err(|e| format!("commit: {e}")),
+        Some(detail) => Err(detail),
+        None => run_cached(conn, "COMMIT").map_err(|e| format!("commit: {e}")),
     };
+    if committed.is_err() && !conn.is_autocommit() {
+        // Nothing of the batch stays.
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::error!("journal write batch: rollback failed: {e}");
+        }
+    }
     match committed {
         Ok(()) => {
             let ok = answers.iter().filter(|a| a.is_ok()).count() as u64;
