@@ -49,6 +49,7 @@
 
 use core::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use zeroize::{Zeroize, Zeroizing};
 
@@ -116,7 +117,28 @@ pub enum LmkError {
 #[derive(Clone)]
 pub struct Lmk {
     key: DesKey,
+    /// The cipher of each key type's variant, in [`KeyType`] declaration order, set up once:
+    /// every operation of the HSM opens its keys with one of these, and setting up a 3DES key
+    /// schedule costs several block encryptions. (The ciphers zeroize their schedules on drop.)
+    engines: Arc<[DesEngine; KEY_TYPES.len()]>,
 }
+
+/// Every key type, in declaration order (`KEY_TYPES[t as usize] == t`).
+const KEY_TYPES: [KeyType; 13] = [
+    KeyType::Tmk,
+    KeyType::Zmk,
+    KeyType::Tpk,
+    KeyType::Zpk,
+    KeyType::Tak,
+    KeyType::Zak,
+    KeyType::Tdk,
+    KeyType::Zek,
+    KeyType::PbocPurchase,
+    KeyType::PbocLoad,
+    KeyType::PbocTac,
+    KeyType::PbocUnload,
+    KeyType::PbocUpdate,
+];
 
 impl fmt::Debug for Lmk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -147,6 +169,21 @@ pub const fn variant(key_type: KeyType) -> u8 {
     }
 }
 
+/// The LMK variant for a key type: the LMK with [`variant`] XORed into its first byte.
+fn variant_of(lmk: &DesKey, key_type: KeyType) -> DesKey {
+    let mut bytes = [0u8; 24];
+    let n = lmk.len();
+    for (d, s) in bytes.iter_mut().zip(lmk.as_bytes()) {
+        *d = *s;
+    }
+    bytes[0] ^= variant(key_type);
+    // n is 16 or 24 (checked when the LMK was made), so this cannot fail; fall back to the
+    // plain LMK rather than panic.
+    let key = DesKey::from_bytes(bytes.get(..n).unwrap_or(&bytes)).unwrap_or_else(|_| lmk.clone());
+    bytes.zeroize();
+    key
+}
+
 impl Lmk {
     /// An LMK from a double- or triple-length DES key.
     ///
@@ -156,7 +193,18 @@ impl Lmk {
         if key.length() == DesKeyLength::Single {
             return Err(LmkError::Length { found: key.len() });
         }
-        Ok(Self { key })
+        Ok(Self::with_key(key))
+    }
+
+    fn with_key(key: DesKey) -> Self {
+        let engines = Arc::new(KEY_TYPES.map(|t| DesEngine::new(&variant_of(&key, t))));
+        Self { key, engines }
+    }
+
+    /// The cipher of the LMK variant for `key_type`.
+    fn engine(&self, key_type: KeyType) -> &DesEngine {
+        // `KEY_TYPES` lists every type in declaration order, so the index is in range.
+        &self.engines[key_type as usize]
     }
 
     /// A new random triple-length LMK with odd parity.
@@ -166,7 +214,7 @@ impl Lmk {
         rng.fill(&mut bytes);
         let key = DesKey::triple(bytes).with_odd_parity();
         bytes.zeroize();
-        Self { key }
+        Self::with_key(key)
     }
 
     /// The LMK's check value (4 bytes).
@@ -245,7 +293,7 @@ impl Lmk {
                 return Err(LmkError::KcvMismatch { stated, computed });
             }
         }
-        Ok(Self { key })
+        Ok(Self::with_key(key))
     }
 
     /// The text format of this LMK (see the module documentation). The result holds the key:
@@ -300,25 +348,9 @@ impl Lmk {
         file.sync_all().map_err(io)
     }
 
-    /// The LMK variant for a key type: the LMK with [`variant`] XORed into its first byte.
-    fn variant_key(&self, key_type: KeyType) -> DesKey {
-        let mut bytes = [0u8; 24];
-        let n = self.key.len();
-        for (d, s) in bytes.iter_mut().zip(self.key.as_bytes()) {
-            *d = *s;
-        }
-        bytes[0] ^= variant(key_type);
-        // n is 16 or 24 (checked when the LMK was made), so this cannot fail; fall back to the
-        // plain LMK rather than panic.
-        let key = DesKey::from_bytes(bytes.get(..n).unwrap_or(&bytes))
-            .unwrap_or_else(|_| self.key.clone());
-        bytes.zeroize();
-        key
-    }
-
     /// Encrypts a clear key under the LMK variant of `key_type`.
     pub(crate) fn encrypt_key(&self, key_type: KeyType, key: &DesKey) -> Vec<u8> {
-        let engine = DesEngine::new(&self.variant_key(key_type));
+        let engine = self.engine(key_type);
         let mut out = Vec::with_capacity(key.len());
         for part in key.as_bytes().as_chunks::<8>().0 {
             let mut b = *part;
@@ -349,7 +381,7 @@ impl Lmk {
                 ),
             ));
         }
-        let engine = DesEngine::new(&self.variant_key(key_type));
+        let engine = self.engine(key_type);
         let mut bytes = [0u8; 24];
         for (out, part) in bytes
             .as_chunks_mut::<8>()
@@ -412,6 +444,14 @@ mod tests {
         KeyType::PbocUnload,
         KeyType::PbocUpdate,
     ];
+
+    /// The engine table is indexed by the key type's discriminant.
+    #[test]
+    fn key_types_are_listed_in_declaration_order() {
+        for (i, t) in KEY_TYPES.iter().enumerate() {
+            assert_eq!(*t as usize, i, "{t}");
+        }
+    }
 
     fn lmk() -> Lmk {
         Lmk::from_key(DesKey::from_hex("0123456789ABCDEFFEDCBA987654321089ABCDEF01234567").unwrap())
