@@ -510,6 +510,23 @@ pub enum KeyType {
 }
 
 impl KeyType {
+    /// Every key type, in declaration order (`KeyType::ALL[t as usize] == t`).
+    pub const ALL: [KeyType; 13] = [
+        KeyType::Tmk,
+        KeyType::Zmk,
+        KeyType::Tpk,
+        KeyType::Zpk,
+        KeyType::Tak,
+        KeyType::Zak,
+        KeyType::Tdk,
+        KeyType::Zek,
+        KeyType::PbocPurchase,
+        KeyType::PbocLoad,
+        KeyType::PbocTac,
+        KeyType::PbocUnload,
+        KeyType::PbocUpdate,
+    ];
+
     /// What this type of key may be used for.
     #[must_use]
     pub const fn usage(self) -> KeyUsage {

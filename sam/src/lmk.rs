@@ -120,25 +120,8 @@ pub struct Lmk {
     /// The cipher of each key type's variant, in [`KeyType`] declaration order, set up once:
     /// every operation of the HSM opens its keys with one of these, and setting up a 3DES key
     /// schedule costs several block encryptions. (The ciphers zeroize their schedules on drop.)
-    engines: Arc<[DesEngine; KEY_TYPES.len()]>,
+    engines: Arc<[DesEngine; KeyType::ALL.len()]>,
 }
-
-/// Every key type, in declaration order (`KEY_TYPES[t as usize] == t`).
-const KEY_TYPES: [KeyType; 13] = [
-    KeyType::Tmk,
-    KeyType::Zmk,
-    KeyType::Tpk,
-    KeyType::Zpk,
-    KeyType::Tak,
-    KeyType::Zak,
-    KeyType::Tdk,
-    KeyType::Zek,
-    KeyType::PbocPurchase,
-    KeyType::PbocLoad,
-    KeyType::PbocTac,
-    KeyType::PbocUnload,
-    KeyType::PbocUpdate,
-];
 
 impl fmt::Debug for Lmk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -197,13 +180,13 @@ impl Lmk {
     }
 
     fn with_key(key: DesKey) -> Self {
-        let engines = Arc::new(KEY_TYPES.map(|t| DesEngine::new(&variant_of(&key, t))));
+        let engines = Arc::new(KeyType::ALL.map(|t| DesEngine::new(&variant_of(&key, t))));
         Self { key, engines }
     }
 
     /// The cipher of the LMK variant for `key_type`.
     fn engine(&self, key_type: KeyType) -> &DesEngine {
-        // `KEY_TYPES` lists every type in declaration order, so the index is in range.
+        // `KeyType::ALL` lists every type in declaration order, so the index is in range.
         &self.engines[key_type as usize]
     }
 
@@ -429,26 +412,10 @@ mod tests {
     use super::*;
     use crate::security::CounterRandom;
 
-    const ALL_TYPES: [KeyType; 13] = [
-        KeyType::Tmk,
-        KeyType::Zmk,
-        KeyType::Tpk,
-        KeyType::Zpk,
-        KeyType::Tak,
-        KeyType::Zak,
-        KeyType::Tdk,
-        KeyType::Zek,
-        KeyType::PbocPurchase,
-        KeyType::PbocLoad,
-        KeyType::PbocTac,
-        KeyType::PbocUnload,
-        KeyType::PbocUpdate,
-    ];
-
     /// The engine table is indexed by the key type's discriminant.
     #[test]
     fn key_types_are_listed_in_declaration_order() {
-        for (i, t) in KEY_TYPES.iter().enumerate() {
+        for (i, t) in KeyType::ALL.iter().enumerate() {
             assert_eq!(*t as usize, i, "{t}");
         }
     }
@@ -460,10 +427,10 @@ mod tests {
 
     #[test]
     fn variants_differ_in_the_des_bits() {
-        let mut seen: Vec<u8> = ALL_TYPES.iter().map(|t| variant(*t) >> 1).collect();
+        let mut seen: Vec<u8> = KeyType::ALL.iter().map(|t| variant(*t) >> 1).collect();
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen.len(), ALL_TYPES.len());
+        assert_eq!(seen.len(), KeyType::ALL.len());
         assert!(!seen.contains(&0));
     }
 
@@ -484,7 +451,7 @@ mod tests {
         variant[0] ^= 0xDE;
         let expect = crate::keyexchange::encrypt_key(&DesKey::from_bytes(&variant).unwrap(), &key);
         assert_eq!(c, expect);
-        for t in ALL_TYPES {
+        for t in KeyType::ALL {
             if t == KeyType::Tak {
                 continue;
             }

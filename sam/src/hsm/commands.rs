@@ -178,22 +178,9 @@ pub const fn key_type_code(key_type: KeyType) -> &'static [u8; 3] {
 /// The key type for a 3-digit wire code.
 #[must_use]
 pub fn key_type_from_code(code: [u8; 3]) -> Option<KeyType> {
-    const ALL: [KeyType; 13] = [
-        KeyType::Zmk,
-        KeyType::Zpk,
-        KeyType::Tpk,
-        KeyType::Tak,
-        KeyType::Tmk,
-        KeyType::Tdk,
-        KeyType::Zak,
-        KeyType::Zek,
-        KeyType::PbocPurchase,
-        KeyType::PbocLoad,
-        KeyType::PbocTac,
-        KeyType::PbocUnload,
-        KeyType::PbocUpdate,
-    ];
-    ALL.into_iter().find(|t| *key_type_code(*t) == code)
+    KeyType::ALL
+        .into_iter()
+        .find(|t| *key_type_code(*t) == code)
 }
 
 /// The key scheme character of a length: `Z` single, `U` double, `T` triple.
