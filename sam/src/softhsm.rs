@@ -21,11 +21,18 @@
 //! formed and derived keys have their parity bits set. DES ignores those bits, so check values
 //! and every result are unchanged, but a key exported later carries the adjusted bits.
 //!
+//! **Opened keys.** A key that passed those checks is kept, by its type, cryptogram and check
+//! value, in a bounded table (at most [`OPENED_KEYS`]; emptied when full; zeroized when
+//! dropped), so the working keys a front end uses for every message are decrypted and checked
+//! once, not per operation. A [`KeyRef`] that differs in any of those parts is checked anew.
+//!
 //! `SoftHsm` is synchronous: each trait method computes its result before returning an
 //! already-completed future. It draws randomness only from its [`RandomSource`] (new keys and
 //! PIN block fill) and never reads a clock.
 
 use core::fmt;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use zeroize::Zeroize;
 
@@ -52,6 +59,21 @@ pub const MAX_COMPONENTS: usize = 9;
 pub struct SoftHsm {
     lmk: Lmk,
     rng: Box<dyn RandomSource>,
+    /// Keys already opened and checked, by [`opened_id`].
+    opened: Mutex<HashMap<Vec<u8>, DesKey>>,
+}
+
+/// The most opened keys [`SoftHsm`] keeps (see the module documentation).
+pub const OPENED_KEYS: usize = 4096;
+
+/// What identifies an opened key: its type, length, cryptogram and check value, as bytes.
+fn opened_id(key: &KeyRef) -> Vec<u8> {
+    let mut id = Vec::with_capacity(2 + key.cryptogram.len() + key.kcv.as_bytes().len());
+    id.push(key.key_type as u8);
+    id.push(key.length.bytes() as u8);
+    id.extend_from_slice(&key.cryptogram);
+    id.extend_from_slice(key.kcv.as_bytes());
+    id
 }
 
 impl fmt::Debug for SoftHsm {
@@ -130,7 +152,11 @@ impl SoftHsm {
     /// (which must be a cryptographically secure source outside tests).
     #[must_use]
     pub fn new(lmk: Lmk, rng: Box<dyn RandomSource>) -> Self {
-        Self { lmk, rng }
+        Self {
+            lmk,
+            rng,
+            opened: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The check value of the LMK.
@@ -206,8 +232,23 @@ impl SoftHsm {
 
     /// Decrypts a key of any type.
     fn open_any(&self, what: &'static str, key: &KeyRef) -> HsmResult<DesKey> {
-        self.lmk
-            .decrypt_key(what, key.key_type, key.length, &key.cryptogram, &key.kcv)
+        let id = opened_id(key);
+        if let Some(k) = self.opened_keys().get(&id) {
+            return Ok(k.clone());
+        }
+        let k = self
+            .lmk
+            .decrypt_key(what, key.key_type, key.length, &key.cryptogram, &key.kcv)?;
+        let mut opened = self.opened_keys();
+        if opened.len() >= OPENED_KEYS {
+            opened.clear();
+        }
+        opened.insert(id, k.clone());
+        Ok(k)
+    }
+
+    fn opened_keys(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, DesKey>> {
+        self.opened.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Decrypts a key after checking that its type allows `usage`.

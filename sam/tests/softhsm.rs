@@ -645,3 +645,46 @@ fn softhsm_debug_shows_only_the_lmk_check_value() {
     );
     assert!(!format!("{hsm:?}").contains("0123456789"));
 }
+
+/// Opened keys are kept by type, cryptogram and check value: the same key gives the same
+/// results however often it is used, and a `KeyRef` that differs in any part (a wrong check
+/// value, another type) is refused even after the genuine one was opened.
+#[test]
+fn opened_keys_are_reused_only_for_the_same_key_ref() {
+    let hsm = hsm();
+    let tmk = form(&hsm, "70F2A84CCBC2AE8625CBB0F2C22AB923", KeyType::Tmk);
+    let mak = run(hsm.import_key(&tmk, KeyType::Tak, &h("96D605EA176B7E9E"), None)).unwrap();
+    let mab = h(MAB);
+    for _ in 0..3 {
+        let m = run(hsm.generate_mac(&mak, MacAlgorithm::UnionPayEcb, &mab)).unwrap();
+        assert_eq!(m, b"8A9E91B8");
+    }
+
+    let mut wrong_kcv = mak.clone();
+    wrong_kcv.kcv = pboc_sam::Kcv::from_hex("00000000").unwrap();
+    let e = run(hsm.generate_mac(&wrong_kcv, MacAlgorithm::UnionPayEcb, &mab)).unwrap_err();
+    assert_eq!(e.code, HsmErrorCode::InvalidInput);
+
+    // The same cryptogram claimed as a ZAK: decrypted under the ZAK variant it is another
+    // key, which fails its parity or its check value.
+    let mut other_type = mak.clone();
+    other_type.key_type = KeyType::Zak;
+    let e = run(hsm.generate_mac(&other_type, MacAlgorithm::UnionPayEcb, &mab)).unwrap_err();
+    assert!(
+        matches!(e.code, HsmErrorCode::KeyParity | HsmErrorCode::InvalidInput),
+        "{e}"
+    );
+
+    // More distinct keys than the table holds: the table starts over, results stay exact.
+    for i in 0..(pboc_sam::softhsm::OPENED_KEYS + 10) {
+        let key = run(hsm.generate_key(KeyType::Zak, DesKeyLength::Double, None)).unwrap();
+        if i % 1000 == 0 {
+            let m = run(hsm.generate_mac(&key.key, MacAlgorithm::X919, &mab)).unwrap();
+            run(hsm.verify_mac(&key.key, MacAlgorithm::X919, &mab, &m)).unwrap();
+        } else {
+            run(hsm.key_check_value(&key.key)).unwrap();
+        }
+    }
+    let m = run(hsm.generate_mac(&mak, MacAlgorithm::UnionPayEcb, &mab)).unwrap();
+    assert_eq!(m, b"8A9E91B8");
+}
