@@ -261,7 +261,7 @@ fn default_conn_in_flight() -> usize {
 }
 
 /// How a link uses its sockets (the connection modes of the spec page).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LinkMode {
     /// Full-duplex long connection (全双工长连接): one long-lived socket carrying requests and
@@ -290,7 +290,13 @@ pub struct LinkConfig {
     pub name: String,
     /// `address`: the center (`host:port`).
     pub address: String,
-    /// `spec`: the upstream ISO 8583 dialect; only `cups-pos`.
+    /// `spec`: the upstream ISO 8583 dialect, a built-in spec name: `cups-pos` (the
+    /// default, the terminals' dialect), `iso87-binary`, `iso87-ascii` or `iso93-ascii`. The
+    /// center's `[center] spec` must be the same. Requests go up with the terminal's field
+    /// numbers and values re-encoded in this spec (a value that does not fit the field there
+    /// fails the request, reversed like a timeout), the MAC in field 64 (128 when the message
+    /// has a secondary bitmap); responses, echoes and reversals use it too. The terminals
+    /// always speak `cups-pos`.
     #[serde(default = "default_cups")]
     pub spec: String,
     /// `framing`: the upstream framing; only `len2` (2-byte binary length).
@@ -766,12 +772,7 @@ impl Config {
                     "1 to 64 printable characters without spaces",
                 ));
             }
-            if l.spec != "cups-pos" {
-                return Err(invalid(
-                    format!("{at}.spec"),
-                    format!("{:?}: only \"cups-pos\" is supported", l.spec),
-                ));
-            }
+            crate::wire::upstream_spec(&l.spec).map_err(|e| invalid(format!("{at}.spec"), e))?;
             if l.framing != "len2" {
                 return Err(invalid(
                     format!("{at}.framing"),

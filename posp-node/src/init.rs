@@ -328,7 +328,10 @@ max_in_flight = 8
 name = "center"
 # address: the center.
 address = "127.0.0.1:5870"
-# spec: the upstream dialect (only "cups-pos").
+# spec: the upstream dialect, a built-in spec: "cups-pos" (the terminals' dialect), "iso87-binary",
+# "iso87-ascii" or "iso93-ascii"; the center's [center] spec must be the same. Requests go up with
+# the terminal's field numbers and values in this dialect, X9.19 MAC under the ZAK in field 64
+# (128 when the message has a secondary bitmap); the terminals always speak cups-pos.
 spec = "cups-pos"
 # framing: 2-byte binary length (only "len2").
 framing = "len2"

@@ -57,9 +57,31 @@ async fn start_center(config: &CenterConfig, hsm: &Arc<SoftHsm>) -> Center {
     Center::start(config, hsm.clone(), registry).await.unwrap()
 }
 
+/// How a test node is set up.
+#[derive(Clone)]
+struct Setup {
+    mode: LinkMode,
+    link_timeout: Duration,
+    /// The link's heartbeat (the short mode's probe interval) when given.
+    heartbeat: Option<Duration>,
+    /// The upstream dialect of the links and the center.
+    spec: &'static str,
+}
+
+impl Setup {
+    fn new(mode: LinkMode, link_timeout: Duration) -> Setup {
+        Setup {
+            mode,
+            link_timeout,
+            heartbeat: None,
+            spec: "cups-pos",
+        }
+    }
+}
+
 impl Node {
     async fn start(name: &str, mode: LinkMode, link_timeout: Duration) -> Node {
-        Node::start_with(name, mode, link_timeout, None).await
+        Node::launch(name, Setup::new(mode, link_timeout)).await
     }
 
     /// [`Node::start`] with the link's heartbeat (the short mode's probe interval) when given.
@@ -69,6 +91,20 @@ impl Node {
         link_timeout: Duration,
         heartbeat: Option<Duration>,
     ) -> Node {
+        let setup = Setup {
+            heartbeat,
+            ..Setup::new(mode, link_timeout)
+        };
+        Node::launch(name, setup).await
+    }
+
+    async fn launch(name: &str, setup: Setup) -> Node {
+        let Setup {
+            mode,
+            link_timeout,
+            heartbeat,
+            spec,
+        } = setup;
         let dir = temp_dir(name);
         init::init(&dir).unwrap();
         let mut config = Config::load(&dir.join("posp.toml")).unwrap();
@@ -82,6 +118,7 @@ impl Node {
         seed_demo(&registry, hsm.as_ref(), keys.pvk.as_ref()).unwrap();
         drop(registry);
         center_config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        center_config.spec = spec.to_owned();
         center_config.shutdown_grace = Duration::from_millis(500);
         center_config.faults.drop = Some(FaultSelector {
             amounts: vec![DROPPED],
@@ -107,6 +144,7 @@ impl Node {
         for link in &mut config.links {
             link.address = center.local_addr().to_string();
             link.mode = mode;
+            link.spec = spec.to_owned();
             link.receive_address = receive;
             link.timeout = link_timeout;
             link.reconnect_min = Duration::from_millis(20);
@@ -275,7 +313,13 @@ async fn one_reversal_acknowledged(node: &Node) {
 
 /// Sign-in, an approved purchase, a dropped reply reversed; then a later purchase approved.
 async fn exchanges(mode: LinkMode, name: &str) -> Node {
-    let node = Node::start(name, mode, Duration::from_millis(800)).await;
+    exchanges_with(name, Setup::new(mode, Duration::from_millis(800))).await
+}
+
+/// [`exchanges`] with a setup of its own.
+async fn exchanges_with(name: &str, setup: Setup) -> Node {
+    let mode = setup.mode;
+    let node = Node::launch(name, setup).await;
     let mut t = node.terminal(0);
     sign_in_and_purchase(&node, &mut t, 12_345).await;
     let card = rich();
@@ -284,7 +328,7 @@ async fn exchanges(mode: LinkMode, name: &str) -> Node {
     assert!(!o.is_approved());
     one_reversal_acknowledged(&node).await;
     sign_in_and_purchase(&node, &mut t, 2_000).await;
-    let link = &node.front.shared().link;
+    let link = node.front.shared().links.primary();
     assert_eq!(link.in_flight(), 0);
     assert_eq!(link.counters.timeouts.load(Ordering::Relaxed), 1);
     // Two purchases and the reversal (and the short mode's first readiness probe).
@@ -304,7 +348,7 @@ async fn center_restart(mode: LinkMode, name: &str) {
     let mut node = Node::start(name, mode, Duration::from_secs(8)).await;
     let mut t = node.terminal(0);
     sign_in_and_purchase(&node, &mut t, 1_000).await;
-    let link = node.front.shared().link.clone();
+    let link = node.front.shared().links.primary().clone();
     assert!(link.is_up());
     assert_eq!(link.counters.connects.load(Ordering::Relaxed), 1);
 
@@ -365,7 +409,7 @@ async fn simplex_long_purchase_and_dropped_reply() {
 async fn full_duplex_short_purchase_and_dropped_reply() {
     let node = exchanges(LinkMode::FullDuplexShort, "fds").await;
     // A connection per exchange: nothing stays in flight and the link stayed up throughout.
-    let link = &node.front.shared().link;
+    let link = node.front.shared().links.primary();
     assert!(link.is_up());
     assert_eq!(link.counters.connects.load(Ordering::Relaxed), 1);
     assert_eq!(link.counters.disconnects.load(Ordering::Relaxed), 0);
@@ -444,7 +488,7 @@ async fn full_duplex_short_serves_terminals_at_once_within_max_in_flight_connect
         v
     };
     assert_eq!(approved, [100, 101, 102, 200, 201, 202]);
-    let link = &node.front.shared().link;
+    let link = node.front.shared().links.primary();
     assert_eq!(link.in_flight(), 0);
     assert_eq!(link.counters.timeouts.load(Ordering::Relaxed), 0);
     node.stop().await;
@@ -463,7 +507,7 @@ async fn full_duplex_short_readiness_probe_follows_the_center() {
     .await;
     let mut t = node.terminal(0);
     sign_in_and_purchase(&node, &mut t, 1_000).await;
-    let link = node.front.shared().link.clone();
+    let link = node.front.shared().links.primary().clone();
     node.center.take().unwrap().shutdown().await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while link.is_up() && Instant::now() < deadline {
@@ -487,5 +531,130 @@ async fn full_duplex_short_readiness_probe_follows_the_center() {
     assert_eq!(link.counters.connects.load(Ordering::Relaxed), 2);
     sign_in_and_purchase(&node, &mut t, 2_000).await;
     assert!(auths_of(&node.registry(), "purchase", 1_500).is_empty());
+    node.stop().await;
+}
+
+/// Every message the center journaled, as (direction, MTI, the spec its description names).
+fn center_dialects(node: &Node) -> Vec<(String, String, String)> {
+    node.registry()
+        .journal()
+        .unwrap()
+        .into_iter()
+        .map(|l| {
+            let first = l.text.lines().next().unwrap_or("").to_owned();
+            let spec = first
+                .split_once('(')
+                .and_then(|(_, r)| r.strip_suffix(')'))
+                .unwrap_or("")
+                .to_owned();
+            (l.direction, l.mti, spec)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iso87_binary_upstream_purchase_and_dropped_reply() {
+    // The terminals speak cups-pos; the link and the center ISO 8583:1987 binary, the MAC
+    // an X9.19 under the zone MAC key in field 64.
+    let setup = Setup {
+        spec: "iso87-binary",
+        ..Setup::new(LinkMode::FullDuplexLong, Duration::from_millis(800))
+    };
+    let node = exchanges_with("iso87b", setup).await;
+    let link = node.front.shared().links.primary();
+    assert_eq!(link.spec().name(), "iso87-binary");
+    // Everything the center saw and answered was iso87-binary: two purchases, the dropped
+    // one and its reversal, each with its answer (echoes aside).
+    let seen: Vec<(String, String, String)> = center_dialects(&node)
+        .into_iter()
+        .filter(|(_, mti, _)| !mti.starts_with("08"))
+        .collect();
+    let iso = |d: &str, m: &str| (d.to_owned(), m.to_owned(), "iso87-binary".to_owned());
+    assert_eq!(
+        seen,
+        vec![
+            iso("in", "0200"),
+            iso("out", "0210"),
+            iso("in", "0200"),
+            iso("out", "0210"),
+            iso("in", "0400"),
+            iso("out", "0410"),
+            iso("in", "0200"),
+            iso("out", "0210"),
+        ]
+    );
+    // The terminal side stayed cups-pos: the listener's spec is not the link's.
+    assert_eq!(node.front.shared().config.listeners[0].spec, "cups-pos");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iso87_ascii_upstream_purchase_with_a_hex_mac() {
+    // iso87-ascii carries the MAC as 16 hex characters; sign-in and a purchase go through.
+    let setup = Setup {
+        spec: "iso87-ascii",
+        ..Setup::new(LinkMode::FullDuplexLong, Duration::from_secs(5))
+    };
+    let node = Node::launch("iso87a", setup).await;
+    let mut t = node.terminal(0);
+    sign_in_and_purchase(&node, &mut t, 4_321).await;
+    let seen: Vec<String> = center_dialects(&node)
+        .into_iter()
+        .filter(|(_, mti, _)| mti == "0200" || mti == "0210")
+        .map(|(_, _, spec)| spec)
+        .collect();
+    assert_eq!(seen, vec!["iso87-ascii", "iso87-ascii"]);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_upstream_spec_is_refused_naming_the_key() {
+    let dir = temp_dir("spec-config");
+    init::init(&dir).unwrap();
+    let text = std::fs::read_to_string(dir.join("posp.toml")).unwrap();
+    let link_spec = text.replacen(
+        "spec = \"cups-pos\"\n# framing: 2-byte binary length",
+        "spec = \"iso8583-1987\"\n# framing: 2-byte binary length",
+        1,
+    );
+    assert_ne!(link_spec, text);
+    std::fs::write(dir.join("posp.toml"), &link_spec).unwrap();
+    let e = Config::load(&dir.join("posp.toml")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "config key link[0].spec: \"iso8583-1987\" is not a built-in spec (one of \"cups-pos\", \"iso87-binary\", \"iso87-ascii\", \"iso93-ascii\")"
+    );
+    let mut config = Config::load(&{
+        std::fs::write(dir.join("posp.toml"), &text).unwrap();
+        dir.join("posp.toml")
+    })
+    .unwrap();
+    config.center.as_mut().unwrap().spec = "iso87".to_owned();
+    assert_eq!(
+        config.validate().unwrap_err().to_string(),
+        "config key center.spec: \"iso87\" is not a built-in spec (one of \"cups-pos\", \"iso87-binary\", \"iso87-ascii\", \"iso93-ascii\")"
+    );
+    let _ = std::fs::remove_dir_all(Path::new(&dir));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iso93_ascii_upstream_purchase_and_dropped_reply() {
+    // ISO 8583:1993 fields 39 (n3) and 12 (n12) are longer than cups-pos's: the center's
+    // "00" travels as "000" and comes back to the terminal as "00".
+    let setup = Setup {
+        spec: "iso93-ascii",
+        ..Setup::new(LinkMode::FullDuplexLong, Duration::from_millis(800))
+    };
+    let node = exchanges_with("iso93", setup).await;
+    let codes: Vec<(String, Option<String>)> = node
+        .registry()
+        .journal()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.direction == "out" && !l.mti.starts_with("08"))
+        .map(|l| (l.mti, l.response_code))
+        .collect();
+    let ok = |m: &str| (m.to_owned(), Some("000".to_owned()));
+    assert_eq!(codes, vec![ok("0210"), ok("0210"), ok("0410"), ok("0210")]);
     node.stop().await;
 }

@@ -37,6 +37,10 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct LinkStatus {
     /// Name.
     pub name: String,
+    /// Its upstream dialect (`spec`).
+    pub spec: String,
+    /// Its connection mode.
+    pub mode: crate::config::LinkMode,
     /// Connected.
     pub up: bool,
     /// Requests outstanding.
@@ -84,7 +88,6 @@ pub struct Status {
 
 /// Builds the status document.
 pub async fn status(sh: &Shared, modules: &ModuleTable) -> Status {
-    let c = &sh.link.counters;
     let g = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
     let mut saf: Vec<SafStatus> = sh
         .store
@@ -98,26 +101,37 @@ pub async fn status(sh: &Shared, modules: &ModuleTable) -> Status {
             exception: d.exception,
         })
         .collect();
-    if !saf.iter().any(|s| s.destination == sh.link.name()) {
+    let dest = sh.links.saf_destination();
+    if !saf.iter().any(|s| s.destination == dest) {
         saf.push(SafStatus {
-            destination: sh.link.name().to_owned(),
+            destination: dest.to_owned(),
             queued: 0,
             exception: 0,
         });
     }
+    let links = sh
+        .links
+        .iter()
+        .map(|l| {
+            let c = &l.counters;
+            LinkStatus {
+                name: l.name().to_owned(),
+                spec: l.config().spec.clone(),
+                mode: l.config().mode,
+                up: l.is_up(),
+                in_flight: l.in_flight(),
+                connects: g(&c.connects),
+                disconnects: g(&c.disconnects),
+                sent: g(&c.sent),
+                matched: g(&c.matched),
+                timeouts: g(&c.timeouts),
+                wrong_socket: g(&c.wrong_socket),
+            }
+        })
+        .collect();
     Status {
         modules: modules.snapshot(),
-        links: vec![LinkStatus {
-            name: sh.link.name().to_owned(),
-            up: sh.link.is_up(),
-            in_flight: sh.link.in_flight(),
-            connects: g(&c.connects),
-            disconnects: g(&c.disconnects),
-            sent: g(&c.sent),
-            matched: g(&c.matched),
-            timeouts: g(&c.timeouts),
-            wrong_socket: g(&c.wrong_socket),
-        }],
+        links,
         saf,
         signed_in: sh.sessions.len(),
         hsm_up: sh.metrics.hsm_up.load(Ordering::Relaxed),
