@@ -90,8 +90,12 @@ pub struct Config {
     /// `[[listener]]`: where terminals connect (at least one).
     #[serde(rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
-    /// `[[link]]`: the upstream center (exactly one in this version).
-    #[serde(rename = "link")]
+    /// `[[link]]`: the links to the upstream center, one or more (several for redundancy:
+    /// a request goes out on the up link with the fewest requests in flight, a link that is
+    /// down is skipped, and with none up the terminal gets `96` without anything being sent).
+    /// Names and simplex `receive_address`es must differ; the first link's name is the SAF
+    /// destination.
+    #[serde(rename = "link", default)]
     pub links: Vec<LinkConfig>,
     /// `[saf]`: store and forward of reversals.
     #[serde(default)]
@@ -286,7 +290,8 @@ pub enum LinkMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkConfig {
-    /// `name`: the link's name, also the SAF destination (1 to 64 printable characters).
+    /// `name`: the link's name (1 to 64 printable characters, unique among the links); the
+    /// first link's name is also the SAF destination of the reversals.
     pub name: String,
     /// `address`: the center (`host:port`).
     pub address: String,
@@ -752,17 +757,30 @@ impl Config {
                 return Err(invalid(format!("{at}.max_frame"), "must be 64 to 65535"));
             }
         }
-        if self.links.len() != 1 {
-            return Err(invalid(
-                "link",
-                format!(
-                    "exactly one [[link]] is supported, found {}",
-                    self.links.len()
-                ),
-            ));
+        if self.links.is_empty() {
+            return Err(invalid("link", "at least one [[link]] is required"));
         }
         for (i, l) in self.links.iter().enumerate() {
             let at = format!("link[{i}]");
+            if let Some(j) = self.links.iter().take(i).position(|o| o.name == l.name) {
+                return Err(invalid(
+                    format!("{at}.name"),
+                    format!("{:?} is also the name of link[{j}]", l.name),
+                ));
+            }
+            if let Some(addr) = l.receive_address
+                && addr.port() != 0
+                && let Some(j) = self
+                    .links
+                    .iter()
+                    .take(i)
+                    .position(|o| o.receive_address == Some(addr))
+            {
+                return Err(invalid(
+                    format!("{at}.receive_address"),
+                    format!("{addr} is also the receive_address of link[{j}]"),
+                ));
+            }
             if l.name.is_empty()
                 || l.name.len() > 64
                 || !l.name.bytes().all(|b| b.is_ascii_graphic())
@@ -1017,6 +1035,33 @@ address = "127.0.0.1:5880"
         assert_eq!(
             Config::from_toml(&text).unwrap_err().to_string(),
             "config key node.acquirer_id: \"48A\" is not 1 to 11 digits"
+        );
+    }
+
+    #[test]
+    fn several_links_need_distinct_names() {
+        let second = "[[link]]\nname = \"center-b\"\naddress = \"127.0.0.1:5872\"\n\n[saf]";
+        let text = sample().replacen("[saf]", second, 1);
+        let c = Config::from_toml(&text).unwrap();
+        let names: Vec<&str> = c.links.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["center", "center-b"]);
+        let text = text.replace("name = \"center-b\"", "name = \"center\"");
+        assert_eq!(
+            Config::from_toml(&text).unwrap_err().to_string(),
+            "config key link[1].name: \"center\" is also the name of link[0]"
+        );
+        let text = sample().replace(
+            "[[link]]\nname = \"center\"\naddress = \"127.0.0.1:5870\"\ntimeout = \"2s\"\n",
+            "",
+        );
+        assert_eq!(
+            Config::from_toml(&text).unwrap_err().to_string(),
+            "config key link: at least one [[link]] is required"
+        );
+        let text = sample().replace("name = \"center\"", "name = \"center\"\nspec = \"iso87\"");
+        assert_eq!(
+            Config::from_toml(&text).unwrap_err().to_string(),
+            "config key link[0].spec: \"iso87\" is not a built-in spec (one of \"cups-pos\", \"iso87-binary\", \"iso87-ascii\", \"iso93-ascii\")"
         );
     }
 

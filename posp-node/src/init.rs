@@ -323,8 +323,12 @@ idle_timeout = "5m"
 # max_in_flight: requests of one connection processed at once.
 max_in_flight = 8
 
+# [[link]]: the links to the center. Add more [[link]] sections (each with its own name) for
+# redundancy: a request goes out on the link that is up with the fewest requests in flight; a
+# link that is down is skipped; with none up the terminal gets 96 and nothing is sent.
 [[link]]
-# name: the link's name and SAF destination.
+# name: the link's name (unique); the first link's name is the SAF destination of reversals,
+# which go out through any link that is up.
 name = "center"
 # address: the center.
 address = "127.0.0.1:5870"

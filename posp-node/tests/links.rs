@@ -50,6 +50,42 @@ struct Node {
     center: Option<Center>,
     front: FrontHandle,
     terminals: Vec<TerminalConfig>,
+    /// The first link's path to the center when there is a second link.
+    proxy: Option<Proxy>,
+}
+
+/// A TCP relay on loopback to the center: stopping it closes every relayed connection and
+/// refuses new ones, as a broken network path would.
+struct Proxy {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(to: SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                conns.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Proxy { addr, task }
+    }
+
+    /// Closes the listener and every relayed connection (aborting the task drops them).
+    async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
 }
 
 async fn start_center(config: &CenterConfig, hsm: &Arc<SoftHsm>) -> Center {
@@ -66,6 +102,9 @@ struct Setup {
     heartbeat: Option<Duration>,
     /// The upstream dialect of the links and the center.
     spec: &'static str,
+    /// A second link, `center-b`, straight to the center, while the first goes through a
+    /// [`Proxy`] the test can stop.
+    second_link: bool,
 }
 
 impl Setup {
@@ -75,6 +114,7 @@ impl Setup {
             link_timeout,
             heartbeat: None,
             spec: "cups-pos",
+            second_link: false,
         }
     }
 }
@@ -104,6 +144,7 @@ impl Node {
             link_timeout,
             heartbeat,
             spec,
+            second_link,
         } = setup;
         let dir = temp_dir(name);
         init::init(&dir).unwrap();
@@ -154,6 +195,15 @@ impl Node {
                 link.heartbeat = h;
             }
         }
+        let mut proxy = None;
+        if second_link {
+            let mut b = config.links[0].clone();
+            b.name = "center-b".to_owned();
+            config.links.push(b);
+            let p = Proxy::start(center.local_addr()).await;
+            config.links[0].address = p.addr.to_string();
+            proxy = Some(p);
+        }
         config.saf.retry_interval = Duration::from_millis(100);
         config.center = None;
         let front = Front::start_with_hsm(config, hsm.clone()).await.unwrap();
@@ -172,6 +222,7 @@ impl Node {
             center: Some(center),
             front,
             terminals,
+            proxy,
         }
     }
 
@@ -208,6 +259,9 @@ impl Node {
     }
 
     async fn stop(mut self) {
+        if let Some(p) = self.proxy.take() {
+            p.stop().await;
+        }
         self.front.shutdown().await;
         if let Some(c) = self.center.take() {
             c.shutdown().await;
@@ -656,5 +710,176 @@ async fn iso93_ascii_upstream_purchase_and_dropped_reply() {
         .collect();
     let ok = |m: &str| (m.to_owned(), Some("000".to_owned()));
     assert_eq!(codes, vec![ok("0210"), ok("0210"), ok("0410"), ok("0210")]);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_links_one_down_purchases_and_reversals_go_through_the_other() {
+    let setup = Setup {
+        second_link: true,
+        ..Setup::new(LinkMode::FullDuplexLong, Duration::from_millis(800))
+    };
+    let mut node = Node::launch("two-links", setup).await;
+    let links = &node.front.shared().links;
+    assert_eq!(links.len(), 2);
+    let (a, b) = (
+        links.primary().clone(),
+        links.get("center-b").unwrap().clone(),
+    );
+    assert!(a.is_up() && b.is_up());
+    assert_eq!(links.saf_destination(), "center");
+    // Both up and idle: the first link (fewest in flight, first on a tie) carries it.
+    let mut t = node.terminal(0);
+    sign_in_and_purchase(&node, &mut t, 1_111).await;
+    assert_eq!(a.counters.matched.load(Ordering::Relaxed), 1);
+    assert_eq!(b.counters.sent.load(Ordering::Relaxed), 0);
+
+    // The first link's path breaks: it goes down and the other carries everything.
+    node.proxy.take().unwrap().stop().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.is_up() && Instant::now() < deadline {
+        sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!a.is_up());
+    assert!(b.is_up());
+    sign_in_and_purchase(&node, &mut t, 2_222).await;
+    let card = rich();
+    let o = t.purchase(&card.card, DROPPED, &card.pin).await;
+    assert_eq!(o.response_code.as_deref(), Some("98"), "{o}");
+    // The reversal is queued under the first link's name and sent on the second.
+    one_reversal_acknowledged(&node).await;
+    sign_in_and_purchase(&node, &mut t, 3_333).await;
+    assert_eq!(a.counters.sent.load(Ordering::Relaxed), 1);
+    assert_eq!(a.counters.disconnects.load(Ordering::Relaxed), 1);
+    // Purchases 2 222, DROPPED and 3 333 and the reversal.
+    assert_eq!(b.counters.sent.load(Ordering::Relaxed), 4);
+    assert_eq!(b.counters.matched.load(Ordering::Relaxed), 3);
+    assert_eq!(b.counters.timeouts.load(Ordering::Relaxed), 1);
+
+    // The admin endpoint shows both links, one down.
+    let admin = node.front.admin_addr().unwrap();
+    let (code, body) = posp_node::front::admin::fetch(admin, "/status")
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    let s: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let shown: Vec<(String, bool, u64)> = s["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_owned(),
+                l["up"].as_bool().unwrap(),
+                l["sent"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("center".to_owned(), false, 1),
+            ("center-b".to_owned(), true, 4)
+        ]
+    );
+    let modules: Vec<String> = s["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .filter(|n| n.contains(':'))
+        .collect();
+    assert_eq!(
+        modules,
+        [
+            "link:center",
+            "link:center-b",
+            "saf:center",
+            "late:center",
+            "late:center-b"
+        ]
+    );
+    let (_, metrics) = posp_node::front::admin::fetch(admin, "/metrics")
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("posp_link_up{link=\"center\"} 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("posp_link_up{link=\"center-b\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("posp_link_sent_total{link=\"center-b\"} 4\n"),
+        "{metrics}"
+    );
+
+    // No link up at all: refused with 96 at once, nothing sent (as with one link down).
+    node.center.take().unwrap().shutdown().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.is_up() && Instant::now() < deadline {
+        sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!node.front.shared().links.any_up());
+    let o = t.purchase(&card.card, 4_444, &card.pin).await;
+    assert_eq!(o.response_code.as_deref(), Some("96"), "{o}");
+    let failed = node
+        .journal()
+        .await
+        .into_iter()
+        .find(|e| e.amount.unsigned_abs() == 4_444)
+        .unwrap();
+    assert_eq!(failed.state, TxnState::Failed);
+    assert_eq!(failed.upstream_stan, None);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_links_share_one_stan_sequence() {
+    // Three terminals at once over two links: every purchase approved, each with an upstream
+    // STAN of its own whichever link carried it (the links share one STAN sequence; a
+    // repeated 32 + 41 + 11 would be a duplicate to the center).
+    let setup = Setup {
+        second_link: true,
+        ..Setup::new(LinkMode::FullDuplexLong, Duration::from_secs(5))
+    };
+    let node = Node::launch("two-links-stan", setup).await;
+    let card = rich();
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let mut t = node.terminal(i);
+        let card = card.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut codes = vec![t.sign_in().await.response_code];
+            for amount in [500 + i as u64, 600 + i as u64] {
+                codes.push(
+                    t.purchase(&card.card, amount, &card.pin)
+                        .await
+                        .response_code,
+                );
+            }
+            codes
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), vec![Some("00".to_owned()); 3]);
+    }
+    let mut stans: Vec<u32> = node
+        .registry()
+        .authorizations()
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.kind == "purchase" && a.state == AuthState::Approved)
+        .map(|a| a.stan)
+        .collect();
+    stans.sort_unstable();
+    assert_eq!(stans, [1, 2, 3, 4, 5, 6]);
+    let links = &node.front.shared().links;
+    let sent: u64 = links
+        .iter()
+        .map(|l| l.counters.sent.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(sent, 6);
     node.stop().await;
 }

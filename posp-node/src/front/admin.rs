@@ -3,8 +3,8 @@
 //! | path | answer |
 //! |---|---|
 //! | `GET /health` | `200 {"status":"ok"}` when every module runs, `503 {"status":"degraded"}` otherwise |
-//! | `GET /status` | JSON: modules (state, restarts), links (up, in flight, counters), SAF and exception depths, signed-in terminals, HSM state |
-//! | `GET /metrics` | Prometheus text: transactions by kind and outcome, latency histogram, link up/down, SAF depths, HSM state |
+//! | `GET /status` | JSON: modules (state, restarts), every link (name, spec, mode, up, in flight, counters), SAF and exception depths, signed-in terminals, HSM state |
+//! | `GET /metrics` | Prometheus text: transactions by kind and outcome, latency histogram, per link up/down, in flight, sent and timeouts, SAF depths, HSM state |
 //!
 //! Requests are bounded (8 KiB of headers, 5 s to send them) and so are connections
 //! (`admin.max_connections`).
@@ -214,8 +214,6 @@ async fn serve(sh: &Shared, modules: &ModuleTable, mut stream: TcpStream) -> std
             }
             "/metrics" => {
                 let s = status(sh, modules).await;
-                let links: Vec<(String, bool)> =
-                    s.links.iter().map(|l| (l.name.clone(), l.up)).collect();
                 let saf: Vec<(String, u64, u64)> = s
                     .saf
                     .iter()
@@ -224,7 +222,7 @@ async fn serve(sh: &Shared, modules: &ModuleTable, mut stream: TcpStream) -> std
                 (
                     200,
                     "text/plain; version=0.0.4",
-                    sh.metrics.render(&links, &saf),
+                    sh.metrics.render(&s.links, &saf),
                 )
             }
             _ => (404, "text/plain", "not found\n".to_owned()),

@@ -1038,3 +1038,40 @@ fn next_stan(counter: &AtomicU32) -> u32 {
         .unwrap_or(0);
     if prev >= 999_999 { 1 } else { prev + 1 }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn cfg(name: &str, spec: &str) -> LinkConfig {
+        toml::from_str(&format!(
+            "name = \"{name}\"\naddress = \"127.0.0.1:9\"\nspec = \"{spec}\""
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_group_shares_one_stan_sequence_and_picks_only_up_links() {
+        let links = Links::new(
+            &[cfg("a", "cups-pos"), cfg("b", "iso87-binary")],
+            "48020000",
+        )
+        .unwrap();
+        assert_eq!(links.len(), 2);
+        assert_eq!(links.saf_destination(), "a");
+        let b = links.get("b").unwrap();
+        assert_eq!(b.spec().name(), "iso87-binary");
+        assert_eq!(links.primary().spec().name(), "cups-pos");
+        links.seed_stan(41);
+        assert_eq!(links.alloc_stan(), 42);
+        assert_eq!(b.alloc_stan(), 43);
+        assert_eq!(links.primary().alloc_stan(), 44);
+        links.seed_stan(999_999);
+        assert_eq!(links.alloc_stan(), 1);
+        // Nothing connected: no link to pick.
+        assert!(!links.any_up());
+        assert!(links.pick(&[]).is_none());
+        assert!(Links::new(&[], "48020000").is_none());
+    }
+}
