@@ -21,7 +21,7 @@
 //!
 //! `posp-node init DIR` writes a commented file with every key (see [`crate::init`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -319,6 +319,13 @@ pub struct LinkConfig {
     /// connection is kept: a newer one from the center replaces the older.
     #[serde(default)]
     pub receive_address: Option<SocketAddr>,
+    /// `receive_allow`: simplex-long only: the IP addresses the center's connection to
+    /// `receive_address` may come from (default: empty, meaning the IP addresses `address`
+    /// resolves to). A connection from any other source is closed at once, logged
+    /// (`RECEIVE_REFUSED`) and counted (`refused_peers` in `/status`,
+    /// `posp_link_refused_peers_total`); it never replaces the receiving socket.
+    #[serde(default)]
+    pub receive_allow: Vec<IpAddr>,
     /// `timeout`: how long a request waits for its response (default 5s).
     #[serde(default = "default_link_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -826,6 +833,12 @@ impl Config {
                     ));
                 }
             }
+            if !l.receive_allow.is_empty() && l.mode != LinkMode::SimplexLong {
+                return Err(invalid(
+                    format!("{at}.receive_allow"),
+                    "only used with mode = \"simplex-long\"",
+                ));
+            }
             if l.max_in_flight == 0 || l.max_in_flight > 100_000 {
                 return Err(invalid(
                     format!("{at}.max_in_flight"),
@@ -1088,6 +1101,33 @@ address = "127.0.0.1:5880"
             Some(SocketAddr::from(([127, 0, 0, 1], 5871)))
         );
         assert_eq!(c.links[0].effective_in_flight(), 256);
+        assert!(c.links[0].receive_allow.is_empty());
+        let text = sample().replace(
+            "name = \"center\"",
+            "name = \"center\"\nmode = \"simplex-long\"\nreceive_address = \"127.0.0.1:5871\"\nreceive_allow = [\"127.0.0.1\", \"::1\"]",
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(
+            c.links[0].receive_allow,
+            vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            ]
+        );
+        let text = sample().replace(
+            "name = \"center\"",
+            "name = \"center\"\nreceive_allow = [\"127.0.0.1\"]",
+        );
+        assert_eq!(
+            Config::from_toml(&text).unwrap_err().to_string(),
+            "config key link[0].receive_allow: only used with mode = \"simplex-long\""
+        );
+        let text = sample().replace(
+            "name = \"center\"",
+            "name = \"center\"\nmode = \"simplex-long\"\nreceive_address = \"127.0.0.1:5871\"\nreceive_allow = [\"127.0.0.300\"]",
+        );
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("invalid IP address syntax"), "{e}");
         let text = sample().replace(
             "name = \"center\"",
             "name = \"center\"\nmode = \"simplex-long\"\nreceive_address = \"127.0.0.1:5880\"",

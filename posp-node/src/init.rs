@@ -352,6 +352,10 @@ mode = "full-duplex-long"
 # receive_address: simplex-long only (required there): where the front end listens for the
 # center's connection carrying the responses.
 # receive_address = "127.0.0.1:5871"
+# receive_allow: simplex-long only: the IP addresses the center's connection to receive_address
+# may come from; others are closed, logged (RECEIVE_REFUSED) and counted. Default: the IP
+# addresses of address.
+# receive_allow = ["127.0.0.1"]
 # timeout: how long a request waits for its response; then the terminal gets 98 and a
 # reversal is queued.
 timeout = "5s"

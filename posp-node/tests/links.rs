@@ -883,3 +883,87 @@ async fn two_links_share_one_stan_sequence() {
     assert_eq!(sent, 6);
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simplex_receive_address_refuses_a_source_not_allowed() {
+    // The center connects from 127.0.0.1, the IP of the link's address: allowed by default.
+    let node = Node::start("sl-allow", LinkMode::SimplexLong, Duration::from_secs(5)).await;
+    let link = node.front.shared().links.primary().clone();
+    assert!(link.config().receive_allow.is_empty());
+    let mut t = node.terminal(0);
+    sign_in_and_purchase(&node, &mut t, 1_000).await;
+    let receive = link.config().receive_address.unwrap();
+    assert_eq!(receive.ip(), std::net::IpAddr::from([127, 0, 0, 1]));
+
+    // Another source (127.0.0.2, still loopback on Linux) is closed at once and counted.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from(([127, 0, 0, 2], 0))).unwrap();
+    let mut intruder = socket.connect(receive).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut intruder, &mut buf),
+    )
+    .await
+    .unwrap()
+    .unwrap_or(0);
+    assert_eq!(n, 0, "closed without a byte");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while link.counters.refused_peers.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+        sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(link.counters.refused_peers.load(Ordering::Relaxed), 1);
+
+    // The link kept its receiving socket: still up, never down, and purchases go through.
+    assert!(link.is_up());
+    assert_eq!(link.counters.connects.load(Ordering::Relaxed), 1);
+    assert_eq!(link.counters.disconnects.load(Ordering::Relaxed), 0);
+    sign_in_and_purchase(&node, &mut t, 2_000).await;
+    let admin = node.front.admin_addr().unwrap();
+    let (_, body) = posp_node::front::admin::fetch(admin, "/status")
+        .await
+        .unwrap();
+    let s: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s["links"][0]["refused_peers"], 1);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simplex_receive_allow_can_exclude_the_center() {
+    // receive_allow names only 127.0.0.2: the center's connection from 127.0.0.1 is refused,
+    // so the link never comes up and purchases get 96 without being sent.
+    let dir = temp_dir("sl-deny");
+    init::init(&dir).unwrap();
+    let mut config = Config::load(&dir.join("posp.toml")).unwrap();
+    let mut center_config = config.center.clone().unwrap();
+    let lmk = Lmk::load(dir.join("lmk.txt")).unwrap();
+    let hsm = Arc::new(SoftHsm::new(lmk, Box::new(OsRandom::open().unwrap())));
+    let receive = free_addr();
+    center_config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    center_config.reply_to =
+        BTreeMap::from([(config.node.acquirer_id.clone(), receive.to_string())]);
+    let center = start_center(&center_config, &hsm).await;
+    for l in &mut config.listeners {
+        l.address = SocketAddr::from(([127, 0, 0, 1], 0));
+    }
+    config.admin = None;
+    config.center = None;
+    let link = &mut config.links[0];
+    link.address = center.local_addr().to_string();
+    link.mode = LinkMode::SimplexLong;
+    link.receive_address = Some(receive);
+    link.receive_allow = vec![std::net::IpAddr::from([127, 0, 0, 2])];
+    let front = Front::start_with_hsm(config, hsm.clone()).await.unwrap();
+    let link = front.shared().links.primary().clone();
+    // The center reconnects with backoff; two refusals show it tried and was turned away.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while link.counters.refused_peers.load(Ordering::Relaxed) < 2 && Instant::now() < deadline {
+        sleep(Duration::from_millis(5)).await;
+    }
+    assert!(link.counters.refused_peers.load(Ordering::Relaxed) >= 2);
+    assert!(!link.is_up());
+    assert_eq!(link.counters.connects.load(Ordering::Relaxed), 0);
+    front.shutdown().await;
+    center.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -58,6 +58,9 @@ pub struct LinkStatus {
     pub timeouts: u64,
     /// Frames the center sent on a simplex link's sending socket.
     pub wrong_socket: u64,
+    /// Connections to a simplex link's receive address refused because their source is
+    /// not allowed (`receive_allow`).
+    pub refused_peers: u64,
 }
 
 /// A SAF destination's depths.
@@ -126,6 +129,7 @@ pub async fn status(sh: &Shared, modules: &ModuleTable) -> Status {
                 matched: g(&c.matched),
                 timeouts: g(&c.timeouts),
                 wrong_socket: g(&c.wrong_socket),
+                refused_peers: g(&c.refused_peers),
             }
         })
         .collect();

@@ -26,7 +26,9 @@
 //!   request fails with [`LinkError::Dropped`]; the front end reconnects its outgoing socket
 //!   with exponential backoff (`reconnect_min` doubling to `reconnect_max`), and in simplex
 //!   mode waits for the center to connect again to `receive_address` (a newer connection
-//!   from the center replaces an older one). An idle link sends an echo (0820, 60.3 =
+//!   from the center replaces an older one; only connections from `receive_allow`, by
+//!   default the IP addresses of `address`, are accepted there, others are closed, logged
+//!   and counted in [`LinkCounters::refused_peers`]). An idle link sends an echo (0820, 60.3 =
 //!   `301`) every `heartbeat`; an echo without an answer closes the connection(s). In simplex
 //!   mode anything the center sends on the sending socket is taken as a response too.
 //! - **Short mode**: an exchange that cannot connect fails with [`LinkError::Down`]
@@ -38,6 +40,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -209,6 +212,9 @@ pub struct LinkCounters {
     /// Frames the center sent on a simplex link's sending socket, where none are expected
     /// (handled as responses all the same).
     pub wrong_socket: AtomicU64,
+    /// Connections to a simplex link's `receive_address` refused because their source is
+    /// not in `receive_allow` (by default the IP addresses of `address`).
+    pub refused_peers: AtomicU64,
 }
 
 /// A link to the center. Share it with an `Arc`; [`Link::run`] keeps it connected.
@@ -669,7 +675,7 @@ impl Link {
             let stream = match next.take() {
                 Some(s) => s,
                 None => tokio::select! {
-                    a = listener.accept() => match a {
+                    a = self.accept_allowed(&listener) => match a {
                         Ok((s, peer)) => {
                             info!(link = %self.cfg.name, peer = %peer, "the center connected its responses");
                             s
@@ -699,6 +705,51 @@ impl Link {
                     warn!(link = %self.cfg.name, socket = Role::Recv.name(), "closed");
                 }
             }
+        }
+    }
+
+    /// The sources the center's connection to `receive_address` may come from:
+    /// `receive_allow`, or else the IP addresses `address` resolves to (none when it does
+    /// not resolve: every connection is refused then, and logged).
+    async fn receive_allowed(&self) -> Vec<IpAddr> {
+        if !self.cfg.receive_allow.is_empty() {
+            return self
+                .cfg
+                .receive_allow
+                .iter()
+                .map(|ip| ip.to_canonical())
+                .collect();
+        }
+        if let Ok(addr) = self.cfg.address.parse::<SocketAddr>() {
+            return vec![addr.ip().to_canonical()];
+        }
+        match tokio::net::lookup_host(&self.cfg.address).await {
+            Ok(addrs) => addrs.map(|a| a.ip().to_canonical()).collect(),
+            Err(e) => {
+                warn!(link = %self.cfg.name, address = %self.cfg.address, error = %e, code = "LINK_RESOLVE", "cannot resolve address for the receive allow-list");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Accepts the next connection on a simplex link's receive listener whose source is
+    /// allowed ([`Link::receive_allowed`]); others are closed at once, logged and counted.
+    async fn accept_allowed(
+        &self,
+        listener: &TcpListener,
+    ) -> std::io::Result<(TcpStream, SocketAddr)> {
+        loop {
+            let (stream, peer) = listener.accept().await?;
+            if self
+                .receive_allowed()
+                .await
+                .contains(&peer.ip().to_canonical())
+            {
+                return Ok((stream, peer));
+            }
+            drop(stream);
+            self.counters.refused_peers.fetch_add(1, Ordering::Relaxed);
+            warn!(link = %self.cfg.name, peer = %peer, code = "RECEIVE_REFUSED", "connection to receive_address from a source not in receive_allow: closed");
         }
     }
 
@@ -781,7 +832,7 @@ impl Link {
                     warn!(link = %self.cfg.name, socket = role.name(), "closed to reconnect after a failed echo");
                     break;
                 }
-                a = async { match listener { Some(l) => l.accept().await, None => std::future::pending().await } } => {
+                a = async { match listener { Some(l) => self.accept_allowed(l).await, None => std::future::pending().await } } => {
                     if let Ok((s, peer)) = a {
                         info!(link = %self.cfg.name, peer = %peer, "the center connected its responses again");
                         served = Served::Replaced(s);

@@ -226,7 +226,7 @@ impl Metrics {
             );
         }
         type Counter = fn(&super::admin::LinkStatus) -> u64;
-        let counters: [(&str, &str, Counter); 2] = [
+        let counters: [(&str, &str, Counter); 3] = [
             ("posp_link_sent_total", "Requests written on a link.", |l| {
                 l.sent
             }),
@@ -234,6 +234,11 @@ impl Metrics {
                 "posp_link_timeouts_total",
                 "Requests timed out on a link.",
                 |l| l.timeouts,
+            ),
+            (
+                "posp_link_refused_peers_total",
+                "Connections to a simplex link's receive address from a source not allowed.",
+                |l| l.refused_peers,
             ),
         ];
         for (name, help, value) in counters {
@@ -283,6 +288,7 @@ mod tests {
             matched: 6,
             timeouts: 1,
             wrong_socket: 0,
+            refused_peers: 2,
         };
         let text = m.render(
             &[link("center", true, 3), link("center-b", false, 0)],
@@ -298,6 +304,7 @@ mod tests {
         assert!(text.contains("posp_link_in_flight{link=\"center\"} 3\n"));
         assert!(text.contains("posp_link_sent_total{link=\"center-b\"} 7\n"));
         assert!(text.contains("posp_link_timeouts_total{link=\"center\"} 1\n"));
+        assert!(text.contains("posp_link_refused_peers_total{link=\"center\"} 2\n"));
         assert!(text.contains("posp_saf_exception{destination=\"center\"} 1\n"));
         assert!(text.contains("posp_hsm_up 1\n"));
     }
