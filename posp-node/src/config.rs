@@ -90,8 +90,12 @@ pub struct Config {
     /// `[[listener]]`: where terminals connect (at least one).
     #[serde(rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
-    /// `[[link]]`: the upstream center (exactly one in this version).
-    #[serde(rename = "link")]
+    /// `[[link]]`: the links to the upstream center, one or more (several for redundancy:
+    /// a request goes out on the up link with the fewest requests in flight, a link that is
+    /// down is skipped, and with none up the terminal gets `96` without anything being sent).
+    /// Names and simplex `receive_address`es must differ; the first link's name is the SAF
+    /// destination.
+    #[serde(rename = "link", default)]
     pub links: Vec<LinkConfig>,
     /// `[saf]`: store and forward of reversals.
     #[serde(default)]
@@ -261,7 +265,7 @@ fn default_conn_in_flight() -> usize {
 }
 
 /// How a link uses its sockets (the connection modes of the spec page).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LinkMode {
     /// Full-duplex long connection (全双工长连接): one long-lived socket carrying requests and
@@ -286,11 +290,18 @@ pub enum LinkMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkConfig {
-    /// `name`: the link's name, also the SAF destination (1 to 64 printable characters).
+    /// `name`: the link's name (1 to 64 printable characters, unique among the links); the
+    /// first link's name is also the SAF destination of the reversals.
     pub name: String,
     /// `address`: the center (`host:port`).
     pub address: String,
-    /// `spec`: the upstream ISO 8583 dialect; only `cups-pos`.
+    /// `spec`: the upstream ISO 8583 dialect, a built-in spec name: `cups-pos` (the
+    /// default, the terminals' dialect), `iso87-binary`, `iso87-ascii` or `iso93-ascii`. The
+    /// center's `[center] spec` must be the same. Requests go up with the terminal's field
+    /// numbers and values re-encoded in this spec (a value that does not fit the field there
+    /// fails the request, reversed like a timeout), the MAC in field 64 (128 when the message
+    /// has a secondary bitmap); responses, echoes and reversals use it too. The terminals
+    /// always speak `cups-pos`.
     #[serde(default = "default_cups")]
     pub spec: String,
     /// `framing`: the upstream framing; only `len2` (2-byte binary length).
@@ -308,9 +319,11 @@ pub struct LinkConfig {
     /// connection is kept: a newer one from the center replaces the older.
     #[serde(default)]
     pub receive_address: Option<SocketAddr>,
-    /// `receive_allow`: simplex-long only: the IP addresses the center may connect from to
-    /// `receive_address` (default: the addresses `address` resolves to). A connection from any
-    /// other address is closed at once, logged and counted (`refused_peers` in the status).
+    /// `receive_allow`: simplex-long only: the IP addresses the center's connection to
+    /// `receive_address` may come from (default: empty, meaning the IP addresses `address`
+    /// resolves to). A connection from any other source is closed at once, logged
+    /// (`RECEIVE_REFUSED`) and counted (`refused_peers` in `/status`,
+    /// `posp_link_refused_peers_total`); it never replaces the receiving socket.
     #[serde(default)]
     pub receive_allow: Vec<IpAddr>,
     /// `timeout`: how long a request waits for its response (default 5s).
@@ -751,17 +764,30 @@ impl Config {
                 return Err(invalid(format!("{at}.max_frame"), "must be 64 to 65535"));
             }
         }
-        if self.links.len() != 1 {
-            return Err(invalid(
-                "link",
-                format!(
-                    "exactly one [[link]] is supported, found {}",
-                    self.links.len()
-                ),
-            ));
+        if self.links.is_empty() {
+            return Err(invalid("link", "at least one [[link]] is required"));
         }
         for (i, l) in self.links.iter().enumerate() {
             let at = format!("link[{i}]");
+            if let Some(j) = self.links.iter().take(i).position(|o| o.name == l.name) {
+                return Err(invalid(
+                    format!("{at}.name"),
+                    format!("{:?} is also the name of link[{j}]", l.name),
+                ));
+            }
+            if let Some(addr) = l.receive_address
+                && addr.port() != 0
+                && let Some(j) = self
+                    .links
+                    .iter()
+                    .take(i)
+                    .position(|o| o.receive_address == Some(addr))
+            {
+                return Err(invalid(
+                    format!("{at}.receive_address"),
+                    format!("{addr} is also the receive_address of link[{j}]"),
+                ));
+            }
             if l.name.is_empty()
                 || l.name.len() > 64
                 || !l.name.bytes().all(|b| b.is_ascii_graphic())
@@ -771,12 +797,7 @@ impl Config {
                     "1 to 64 printable characters without spaces",
                 ));
             }
-            if l.spec != "cups-pos" {
-                return Err(invalid(
-                    format!("{at}.spec"),
-                    format!("{:?}: only \"cups-pos\" is supported", l.spec),
-                ));
-            }
+            crate::wire::upstream_spec(&l.spec).map_err(|e| invalid(format!("{at}.spec"), e))?;
             if l.framing != "len2" {
                 return Err(invalid(
                     format!("{at}.framing"),
@@ -812,7 +833,7 @@ impl Config {
                     ));
                 }
             }
-            if l.mode != LinkMode::SimplexLong && !l.receive_allow.is_empty() {
+            if !l.receive_allow.is_empty() && l.mode != LinkMode::SimplexLong {
                 return Err(invalid(
                     format!("{at}.receive_allow"),
                     "only used with mode = \"simplex-long\"",
@@ -1031,6 +1052,33 @@ address = "127.0.0.1:5880"
     }
 
     #[test]
+    fn several_links_need_distinct_names() {
+        let second = "[[link]]\nname = \"center-b\"\naddress = \"127.0.0.1:5872\"\n\n[saf]";
+        let text = sample().replacen("[saf]", second, 1);
+        let c = Config::from_toml(&text).unwrap();
+        let names: Vec<&str> = c.links.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["center", "center-b"]);
+        let text = text.replace("name = \"center-b\"", "name = \"center\"");
+        assert_eq!(
+            Config::from_toml(&text).unwrap_err().to_string(),
+            "config key link[1].name: \"center\" is also the name of link[0]"
+        );
+        let text = sample().replace(
+            "[[link]]\nname = \"center\"\naddress = \"127.0.0.1:5870\"\ntimeout = \"2s\"\n",
+            "",
+        );
+        assert_eq!(
+            Config::from_toml(&text).unwrap_err().to_string(),
+            "config key link: at least one [[link]] is required"
+        );
+        let text = sample().replace("name = \"center\"", "name = \"center\"\nspec = \"iso87\"");
+        assert_eq!(
+            Config::from_toml(&text).unwrap_err().to_string(),
+            "config key link[0].spec: \"iso87\" is not a built-in spec (one of \"cups-pos\", \"iso87-binary\", \"iso87-ascii\", \"iso93-ascii\")"
+        );
+    }
+
+    #[test]
     fn half_duplex_has_one_request_outstanding() {
         let text = sample().replace(
             "name = \"center\"",
@@ -1053,6 +1101,33 @@ address = "127.0.0.1:5880"
             Some(SocketAddr::from(([127, 0, 0, 1], 5871)))
         );
         assert_eq!(c.links[0].effective_in_flight(), 256);
+        assert!(c.links[0].receive_allow.is_empty());
+        let text = sample().replace(
+            "name = \"center\"",
+            "name = \"center\"\nmode = \"simplex-long\"\nreceive_address = \"127.0.0.1:5871\"\nreceive_allow = [\"127.0.0.1\", \"::1\"]",
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(
+            c.links[0].receive_allow,
+            vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            ]
+        );
+        let text = sample().replace(
+            "name = \"center\"",
+            "name = \"center\"\nreceive_allow = [\"127.0.0.1\"]",
+        );
+        assert_eq!(
+            Config::from_toml(&text).unwrap_err().to_string(),
+            "config key link[0].receive_allow: only used with mode = \"simplex-long\""
+        );
+        let text = sample().replace(
+            "name = \"center\"",
+            "name = \"center\"\nmode = \"simplex-long\"\nreceive_address = \"127.0.0.1:5871\"\nreceive_allow = [\"127.0.0.300\"]",
+        );
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("invalid IP address syntax"), "{e}");
         let text = sample().replace(
             "name = \"center\"",
             "name = \"center\"\nmode = \"simplex-long\"\nreceive_address = \"127.0.0.1:5880\"",
@@ -1069,35 +1144,5 @@ address = "127.0.0.1:5880"
         assert_eq!(c.links[0].mode, LinkMode::FullDuplexShort);
         assert_eq!(c.links[0].receive_address, None);
         assert_eq!(c.links[0].effective_in_flight(), 8);
-    }
-
-    #[test]
-    fn receive_allow_lists_addresses_for_simplex_only() {
-        let text = sample().replace(
-            "name = \"center\"",
-            "name = \"center\"\nmode = \"simplex-long\"\nreceive_address = \"127.0.0.1:5871\"\nreceive_allow = [\"127.0.0.1\", \"::1\"]",
-        );
-        let c = Config::from_toml(&text).unwrap();
-        assert_eq!(
-            c.links[0].receive_allow,
-            [
-                IpAddr::from([127, 0, 0, 1]),
-                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1])
-            ]
-        );
-        let text = sample().replace(
-            "name = \"center\"",
-            "name = \"center\"\nreceive_allow = [\"127.0.0.1\"]",
-        );
-        assert_eq!(
-            Config::from_toml(&text).unwrap_err().to_string(),
-            "config key link[0].receive_allow: only used with mode = \"simplex-long\""
-        );
-        let text = sample().replace(
-            "name = \"center\"",
-            "name = \"center\"\nmode = \"simplex-long\"\nreceive_address = \"127.0.0.1:5871\"\nreceive_allow = [\"center.example\"]",
-        );
-        let err = Config::from_toml(&text).unwrap_err().to_string();
-        assert!(err.contains("invalid IP address syntax"), "{err}");
     }
 }

@@ -323,12 +323,19 @@ idle_timeout = "5m"
 # max_in_flight: requests of one connection processed at once.
 max_in_flight = 8
 
+# [[link]]: the links to the center. Add more [[link]] sections (each with its own name) for
+# redundancy: a request goes out on the link that is up with the fewest requests in flight; a
+# link that is down is skipped; with none up the terminal gets 96 and nothing is sent.
 [[link]]
-# name: the link's name and SAF destination.
+# name: the link's name (unique); the first link's name is the SAF destination of reversals,
+# which go out through any link that is up.
 name = "center"
 # address: the center.
 address = "127.0.0.1:5870"
-# spec: the upstream dialect (only "cups-pos").
+# spec: the upstream dialect, a built-in spec: "cups-pos" (the terminals' dialect), "iso87-binary",
+# "iso87-ascii" or "iso93-ascii"; the center's [center] spec must be the same. Requests go up with
+# the terminal's field numbers and values in this dialect, X9.19 MAC under the ZAK in field 64
+# (128 when the message has a secondary bitmap); the terminals always speak cups-pos.
 spec = "cups-pos"
 # framing: 2-byte binary length (only "len2").
 framing = "len2"
@@ -345,8 +352,9 @@ mode = "full-duplex-long"
 # receive_address: simplex-long only (required there): where the front end listens for the
 # center's connection carrying the responses.
 # receive_address = "127.0.0.1:5871"
-# receive_allow: simplex-long only: the IP addresses the center may connect from to
-# receive_address (default: what address resolves to); others are closed and counted.
+# receive_allow: simplex-long only: the IP addresses the center's connection to receive_address
+# may come from; others are closed, logged (RECEIVE_REFUSED) and counted. Default: the IP
+# addresses of address.
 # receive_allow = ["127.0.0.1"]
 # timeout: how long a request waits for its response; then the terminal gets 98 and a
 # reversal is queued.

@@ -13,3 +13,4 @@ pub mod loadtest;
 pub mod possim;
 pub mod store;
 pub mod supervisor;
+pub mod wire;

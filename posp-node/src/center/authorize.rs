@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use iso8583_wire::describe::mask_pan;
 use iso8583_wire::tlv::{Tag, TlvBuilder, TlvReader};
-use iso8583_wire::{Message, MessageBuf, decode, decode_partial, specs};
+use iso8583_wire::{Message, MessageBuf, Spec, decode, decode_partial};
+
+use crate::wire::{binary_value, encode_for_mac, mab, put_mac, received_mac};
 use pboc_sam::security::{HsmErrorCode, LoadRequest, PinTranslation, TacRequest};
 use pboc_sam::{MacAlgorithm, Pan, PinBlockFormat, SecurityModule};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -258,6 +260,8 @@ enum PinCheck {
 
 /// The per-request logic, shared by every connection.
 pub(crate) struct Authorizer {
+    /// The dialect front ends speak (`[center] spec`).
+    pub spec: &'static Spec,
     pub hsm: Arc<dyn SecurityModule>,
     pub keys: ResolvedKeys,
     pub registry: Registry,
@@ -338,7 +342,7 @@ impl Authorizer {
     /// Handles one request body; `None` when there is nothing to answer (undecodable, or
     /// the response could not be signed).
     pub async fn handle(&self, body: &[u8]) -> Option<Vec<u8>> {
-        let spec = specs::cups_pos();
+        let spec = self.spec;
         let now = LocalTime::now(self.utc_offset_minutes);
         let msg = match decode(spec, body) {
             Ok(m) => m,
@@ -419,7 +423,7 @@ impl Authorizer {
     ) -> bool {
         let Progress { in_line, pending } = progress;
         let out_line = response.map(|body| {
-            let (msg, _) = decode_partial(specs::cups_pos(), body);
+            let (msg, _) = decode_partial(self.spec, body);
             journal_line("out", &msg, now)
         });
         let stored = match (auth_id, response) {
@@ -483,7 +487,7 @@ impl Authorizer {
     /// A body that does not decode: answered `30` when its MTI and STAN can be read.
     async fn undecodable(&self, body: &[u8], why: &str, now: &LocalTime) -> Option<Vec<u8>> {
         warn!(code = "CENTER_FORMAT", "request does not decode: {why}");
-        let (msg, _) = decode_partial(specs::cups_pos(), body);
+        let (msg, _) = decode_partial(self.spec, body);
         let mti = msg.mti().to_owned();
         if !matches!(mti.as_bytes().get(2), Some(b'0' | b'2')) || msg.field(11).is_none() {
             return None;
@@ -516,7 +520,7 @@ impl Authorizer {
             }
         }
         out.set(39, "00");
-        let body = match out.to_vec(specs::cups_pos()) {
+        let body = match out.to_vec(self.spec) {
             Ok(b) => b,
             Err(_) => {
                 let progress = Progress {
@@ -535,16 +539,19 @@ impl Authorizer {
         Some(body)
     }
 
-    /// Field 64 must be the last field and verify (X9.19, ZAK) over everything before it.
+    /// The MAC (field 64, or 128 with a secondary bitmap) must be the last field and verify
+    /// (X9.19, ZAK) over everything before it.
     async fn check_mac(&self, msg: &Message<'_>, body: &[u8]) -> Result<(), &'static str> {
-        let Some(f) = msg.field(64) else {
-            warn!(code = "CENTER_MAC", "request without field 64: A0");
-            return Err("A0");
+        let (mab, mac) = match received_mac(msg, body) {
+            Ok(x) => x,
+            Err(why) => {
+                warn!(code = "CENTER_MAC", "request MAC: {why}: A0");
+                return Err("A0");
+            }
         };
-        let mab = body.get(..f.offset()).unwrap_or_default();
         match self
             .hsm
-            .verify_mac(&self.keys.zak, MacAlgorithm::X919, mab, f.raw())
+            .verify_mac(&self.keys.zak, MacAlgorithm::X919, mab, &mac)
             .await
         {
             Ok(()) => Ok(()),
@@ -567,7 +574,7 @@ impl Authorizer {
             None => None,
         };
         let pin_block = match msg.field(52) {
-            Some(f) => Some(<[u8; 8]>::try_from(f.raw()).ok()?),
+            Some(f) => Some(<[u8; 8]>::try_from(binary_value(&f)?).ok()?),
             None => None,
         };
         let req = Req {
@@ -584,7 +591,10 @@ impl Authorizer {
             pin_block,
             orig_rrn: field_text(msg, 37),
             f61: field_text(msg, 61),
-            f55: msg.field(55).map(|f| f.raw().to_vec()),
+            f55: match msg.field(55) {
+                Some(f) => Some(binary_value(&f)?),
+                None => None,
+            },
         };
         let needs_pan = !matches!(kind, Kind::Reversal);
         if needs_pan && req.pan.is_none() {
@@ -816,28 +826,20 @@ impl Authorizer {
             .await
     }
 
-    /// Sets field 64 to the X9.19 MAC (ZAK) of everything before it.
+    /// Sets the MAC field (64, or 128 with a secondary bitmap) to the X9.19 MAC (ZAK) of
+    /// everything before it.
     async fn sign(&self, mut out: MessageBuf<'static>) -> Result<Vec<u8>, CenterError> {
-        out.set(64, vec![0u8; 8]);
-        let mut body = out
-            .to_vec(specs::cups_pos())
-            .map_err(|e| CenterError::Encode(e.to_string()))?;
-        let n = body.len().saturating_sub(8);
+        let mut body =
+            encode_for_mac(self.spec, &mut out).map_err(|e| CenterError::Encode(e.to_string()))?;
         let mac = self
             .hsm
-            .generate_mac(
-                &self.keys.zak,
-                MacAlgorithm::X919,
-                body.get(..n).unwrap_or_default(),
-            )
+            .generate_mac(&self.keys.zak, MacAlgorithm::X919, mab(self.spec, &body))
             .await
             .map_err(|e| CenterError::Hsm {
                 at: "response MAC",
                 detail: e.to_string(),
             })?;
-        if let (Some(slot), Some(m)) = (body.get_mut(n..), mac.get(..8)) {
-            slot.copy_from_slice(m);
-        }
+        put_mac(self.spec, &mut body, &mac);
         Ok(body)
     }
 }

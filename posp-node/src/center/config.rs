@@ -3,7 +3,8 @@
 //!
 //! ```toml
 //! [center]
-//! listen = "127.0.0.1:5900"          # where front ends connect (len2 framing, cups-pos)
+//! listen = "127.0.0.1:5900"          # where front ends connect (len2 framing)
+//! spec = "cups-pos"                  # their dialect: the [[link]] spec of the front ends
 //! acquirers = ["48020000"]           # field 32 values accepted
 //! database = "center.db"             # the registry and the center's journal (SQLite)
 //! utc_offset_minutes = 480           # local time of fields 12/13 and the load's host date
@@ -48,6 +49,12 @@ use super::CenterError;
 pub struct CenterConfig {
     /// `listen`: the address front ends connect to (`host:port`; port 0 picks a free one).
     pub listen: SocketAddr,
+    /// `spec`: the ISO 8583 dialect front ends speak to the center, a built-in spec name:
+    /// `cups-pos` (the default), `iso87-binary`, `iso87-ascii` or `iso93-ascii`; the same as
+    /// the front ends' `[[link]] spec`. Requests are decoded and answers built in it; the
+    /// MAC is in field 64, or 128 when the message has a secondary bitmap.
+    #[serde(default = "default_spec")]
+    pub spec: String,
     /// `acquirers`: the acquiring institution ids (field 32) accepted; a request from any
     /// other gets `03`. At least one.
     pub acquirers: Vec<String>,
@@ -105,6 +112,9 @@ pub struct CenterConfig {
 
 fn default_utc_offset() -> i32 {
     480
+}
+fn default_spec() -> String {
+    "cups-pos".to_owned()
 }
 fn default_max_connections() -> usize {
     16
@@ -407,6 +417,7 @@ impl CenterConfig {
         };
         CenterConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5900)),
+            spec: default_spec(),
             acquirers: vec!["48020000".to_owned()],
             database: PathBuf::from("center.db"),
             utc_offset_minutes: default_utc_offset(),
@@ -451,8 +462,14 @@ impl CenterConfig {
         };
         let mut out = String::new();
         out.push_str("[center]\n");
-        out.push_str("# listen: where front ends connect (len2 framing, cups-pos messages).\n");
+        out.push_str("# listen: where front ends connect (len2 framing).\n");
         out.push_str(&format!("listen = \"{}\"\n", self.listen));
+        out.push_str(
+            "# spec: the front ends' upstream dialect, their [[link]] spec: \"cups-pos\",\n\
+             # \"iso87-binary\", \"iso87-ascii\" or \"iso93-ascii\". The MAC is in field 64 (128 with\n\
+             # a secondary bitmap).\n",
+        );
+        out.push_str(&format!("spec = \"{}\"\n", self.spec));
         out.push_str(
             "# acquirers: acquiring institution ids (field 32) accepted; others get 03.\n",
         );
@@ -606,6 +623,8 @@ impl CenterConfig {
     /// # Errors
     /// [`CenterError::Config`] naming the key.
     pub fn check(&self) -> Result<(), CenterError> {
+        crate::wire::upstream_spec(&self.spec)
+            .map_err(|e| CenterError::config("center.spec", e))?;
         if self.acquirers.is_empty() {
             return Err(CenterError::config(
                 "center.acquirers",

@@ -1,4 +1,5 @@
-//! The TCP side: accept front-end connections (bounded), read `len2` frames, process
+//! The TCP side: accept front-end connections (bounded), read `len2` frames (messages in
+//! the `[center] spec` dialect), process
 //! requests concurrently (bounded per connection), apply the fault plan, write replies, and
 //! shut down gracefully.
 //!
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iso8583_wire::frame::FrameConfig;
-use iso8583_wire::{decode, specs};
+use iso8583_wire::{Spec, decode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -100,6 +101,8 @@ impl Center {
         }
         let shared = Arc::new(Shared {
             auth: Authorizer {
+                spec: crate::wire::upstream_spec(&config.spec)
+                    .map_err(|e| CenterError::config("center.spec", e))?,
                 hsm,
                 keys,
                 registry,
@@ -199,8 +202,8 @@ struct RequestInfo {
     acquirer: Option<String>,
 }
 
-fn request_info(body: &[u8]) -> RequestInfo {
-    let Ok(msg) = decode(specs::cups_pos(), body) else {
+fn request_info(spec: &Spec, body: &[u8]) -> RequestInfo {
+    let Ok(msg) = decode(spec, body) else {
         return RequestInfo::default();
     };
     let acquirer = msg.field(32).map(|f| f.to_string().trim_end().to_owned());
@@ -264,7 +267,7 @@ async fn connection(
                 }
             };
             buf.drain(..used);
-            let info = request_info(&body);
+            let info = request_info(shared.auth.spec, &body);
             let plan = match &info.transaction {
                 Some((mti, stan, amount)) => {
                     count += 1;

@@ -3,8 +3,8 @@
 //! | path | answer |
 //! |---|---|
 //! | `GET /health` | `200 {"status":"ok"}` when every module runs, `503 {"status":"degraded"}` otherwise |
-//! | `GET /status` | JSON: modules (state, restarts), links (up, in flight, counters), SAF and exception depths, signed-in terminals, HSM state |
-//! | `GET /metrics` | Prometheus text: transactions by kind and outcome, latency histogram, link up/down, SAF depths, HSM state |
+//! | `GET /status` | JSON: modules (state, restarts), every link (name, spec, mode, up, in flight, counters), SAF and exception depths, signed-in terminals, HSM state |
+//! | `GET /metrics` | Prometheus text: transactions by kind and outcome, latency histogram, per link up/down, in flight, sent and timeouts, SAF depths, HSM state |
 //!
 //! Requests are bounded (8 KiB of headers, 5 s to send them) and so are connections
 //! (`admin.max_connections`).
@@ -37,6 +37,10 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct LinkStatus {
     /// Name.
     pub name: String,
+    /// Its upstream dialect (`spec`).
+    pub spec: String,
+    /// Its connection mode.
+    pub mode: crate::config::LinkMode,
     /// Connected.
     pub up: bool,
     /// Requests outstanding.
@@ -54,7 +58,8 @@ pub struct LinkStatus {
     pub timeouts: u64,
     /// Frames the center sent on a simplex link's sending socket.
     pub wrong_socket: u64,
-    /// Connections to a simplex link's receive address refused by `receive_allow`.
+    /// Connections to a simplex link's receive address refused because their source is
+    /// not allowed (`receive_allow`).
     pub refused_peers: u64,
 }
 
@@ -86,7 +91,6 @@ pub struct Status {
 
 /// Builds the status document.
 pub async fn status(sh: &Shared, modules: &ModuleTable) -> Status {
-    let c = &sh.link.counters;
     let g = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
     let mut saf: Vec<SafStatus> = sh
         .store
@@ -100,27 +104,38 @@ pub async fn status(sh: &Shared, modules: &ModuleTable) -> Status {
             exception: d.exception,
         })
         .collect();
-    if !saf.iter().any(|s| s.destination == sh.link.name()) {
+    let dest = sh.links.saf_destination();
+    if !saf.iter().any(|s| s.destination == dest) {
         saf.push(SafStatus {
-            destination: sh.link.name().to_owned(),
+            destination: dest.to_owned(),
             queued: 0,
             exception: 0,
         });
     }
+    let links = sh
+        .links
+        .iter()
+        .map(|l| {
+            let c = &l.counters;
+            LinkStatus {
+                name: l.name().to_owned(),
+                spec: l.config().spec.clone(),
+                mode: l.config().mode,
+                up: l.is_up(),
+                in_flight: l.in_flight(),
+                connects: g(&c.connects),
+                disconnects: g(&c.disconnects),
+                sent: g(&c.sent),
+                matched: g(&c.matched),
+                timeouts: g(&c.timeouts),
+                wrong_socket: g(&c.wrong_socket),
+                refused_peers: g(&c.refused_peers),
+            }
+        })
+        .collect();
     Status {
         modules: modules.snapshot(),
-        links: vec![LinkStatus {
-            name: sh.link.name().to_owned(),
-            up: sh.link.is_up(),
-            in_flight: sh.link.in_flight(),
-            connects: g(&c.connects),
-            disconnects: g(&c.disconnects),
-            sent: g(&c.sent),
-            matched: g(&c.matched),
-            timeouts: g(&c.timeouts),
-            wrong_socket: g(&c.wrong_socket),
-            refused_peers: g(&c.refused_peers),
-        }],
+        links,
         saf,
         signed_in: sh.sessions.len(),
         hsm_up: sh.metrics.hsm_up.load(Ordering::Relaxed),
@@ -203,8 +218,6 @@ async fn serve(sh: &Shared, modules: &ModuleTable, mut stream: TcpStream) -> std
             }
             "/metrics" => {
                 let s = status(sh, modules).await;
-                let links: Vec<(String, bool)> =
-                    s.links.iter().map(|l| (l.name.clone(), l.up)).collect();
                 let saf: Vec<(String, u64, u64)> = s
                     .saf
                     .iter()
@@ -213,7 +226,7 @@ async fn serve(sh: &Shared, modules: &ModuleTable, mut stream: TcpStream) -> std
                 (
                     200,
                     "text/plain; version=0.0.4",
-                    sh.metrics.render(&links, &saf),
+                    sh.metrics.render(&s.links, &saf),
                 )
             }
             _ => (404, "text/plain", "not found\n".to_owned()),

@@ -5,7 +5,7 @@
 //! | sign-in | registered -> generate PIK (TPK, double) and MAK (TAK, single) under the TMK -> field 62 (layout 003) -> session keys stored -> 0810 |
 //! | sign-off, echo | registered -> (sign-off: keys forgotten) -> 0830 |
 //! | settlement | registered -> signed in -> MAC if present -> journal totals vs field 48 -> 0510 with result flag 1 or 2 |
-//! | forwarded (balance, purchase, void, refund, load, load confirmation) | registered -> signed in -> MAC verified (`A0`) -> PIN translated PIK -> ZPK -> link up? journal SENT with the upstream STAN in one write (duplicates: `94` or the stored response); link down: journal PENDING, then FAILED and `96` -> request upstream (field 11 = upstream STAN, 32, 52 under the ZPK, X9.19 MAC under the ZAK) -> reply: MAC verified, APPROVED/DECLINED with RRN, answer; no reply: TIMED_OUT, reversal queued in the SAF, REVERSAL_QUEUED, answer `98` |
+//! | forwarded (balance, purchase, void, refund, load, load confirmation) | registered -> signed in -> MAC verified (`A0`) -> PIN translated PIK -> ZPK -> a link up (the one with the fewest requests in flight)? journal SENT with the upstream STAN in one write (duplicates: `94` or the stored response); none up: journal PENDING, then FAILED and `96` -> request upstream in the link's spec (same field numbers and values, field 11 = upstream STAN, 32, 52 under the ZPK, X9.19 MAC under the ZAK in 64, or 128 with a secondary bitmap; a link found down before writing: the next up link) -> reply: decoded in the link's spec, MAC verified, APPROVED/DECLINED with RRN, answer; no reply: TIMED_OUT, reversal queued in the SAF, REVERSAL_QUEUED, answer `98` |
 //! | terminal reversal (0400) | registered -> signed in -> MAC -> journal the reversal (repeats: the stored answer) -> the original found by terminal, batch and STAN (`25` if none) -> an APPROVED original gets a reversal queued in the SAF and moves to REVERSAL_QUEUED -> 0410 `00` |
 //!
 //! Journal first: every state is durable before the next step (the store's writes return
@@ -29,7 +29,7 @@ use crate::store::{
 
 use super::Shared;
 use super::clock::{local_now, unix_millis};
-use super::link::{LinkError, match_key};
+use super::link::{Link, LinkError, match_key};
 use super::model::{
     ParseError, SENSITIVE_FIELDS, Txn, encode_for_mac, is_request_mti, mab, put_mac, response_mti,
     without_fields,
@@ -37,6 +37,7 @@ use super::model::{
 use super::route::{Route, reversible, route};
 use super::saf_sender::queue_reversal;
 use super::session::{Session, Terminal};
+use crate::wire::fit_text;
 
 /// An error inside a flow: a stable code, where it happened, what happened, and the response
 /// code the terminal gets.
@@ -214,14 +215,14 @@ async fn sign_terminal(
     tak: &KeyRef,
     m: &mut MessageBuf<'_>,
 ) -> Result<Vec<u8>, FlowError> {
-    let mut body =
-        encode_for_mac(specs::cups_pos(), m).map_err(|e| FlowError::encode("assemble", e))?;
+    let spec = specs::cups_pos();
+    let mut body = encode_for_mac(spec, m).map_err(|e| FlowError::encode("assemble", e))?;
     let mac = sh
         .hsm
-        .generate_mac(tak, MacAlgorithm::UnionPayEcb, mab(&body))
+        .generate_mac(tak, MacAlgorithm::UnionPayEcb, mab(spec, &body))
         .await
         .map_err(|e| FlowError::hsm(sh, "response MAC", &e, "96"))?;
-    put_mac(&mut body, &mac);
+    put_mac(spec, &mut body, &mac);
     Ok(body)
 }
 
@@ -655,7 +656,6 @@ async fn forward(
     session: &Session,
 ) -> Outcome {
     let name = kind.as_str();
-    let spec = specs::cups_pos();
     // 1. PIN: PIK -> ZPK.
     let mut zone_pin = None;
     if let Some(block) = txn.pin_block {
@@ -687,12 +687,13 @@ async fn forward(
             }
         }
     }
-    // 2. Journal first. With the link up, the entry is journaled SENT with the upstream
-    //    STAN it goes out with: one durable write before the request is written (it was
-    //    PENDING, then SENT: two). Crash recovery treats a SENT entry as it treats a PENDING
-    //    one of a reversible kind (a reversal); for the others it means TIMED_OUT rather than
-    //    FAILED, the answer that does not assume the request never left.
-    let ustan = sh.link.is_up().then(|| sh.link.alloc_stan());
+    // 2. Journal first. With a link up, the entry is journaled SENT with the upstream STAN
+    //    it goes out with (unique across the links): one durable write before the request is
+    //    written (it was PENDING, then SENT: two). Crash recovery treats a SENT entry as it
+    //    treats a PENDING one of a reversible kind (a reversal); for the others it means
+    //    TIMED_OUT rather than FAILED, the answer that does not assume the request never left.
+    let first = sh.links.pick(&[]).cloned();
+    let ustan = first.as_ref().map(|_| sh.links.alloc_stan());
     let entry = match journal_new(sh, txn, kind, body, None, session, ustan).await {
         Ok(e) => e,
         Err(out) => return out,
@@ -705,8 +706,8 @@ async fn forward(
             entry.id
         );
     }
-    // 3. The link was down: nothing goes out.
-    let Some(ustan) = ustan else {
+    // 3. No link was up: nothing goes out.
+    let (Some(first), Some(ustan)) = (first, ustan) else {
         warn!(code = "LINK_DOWN", "center unreachable; not sent");
         let out = signed(sh, name, &session.tak, base(txn, "96"), "96").await;
         if let Some(b) = &out.body {
@@ -714,72 +715,102 @@ async fn forward(
         }
         return out;
     };
-    // 4. Assemble the upstream request.
-    let acq = sh.link.acquirer().to_owned();
+    let acq = first.acquirer().to_owned();
+    let key = match_key(&txn.mti, &acq, &txn.terminal_id, ustan);
+    let mut link = first.clone();
+    let mut tried: Vec<String> = Vec::new();
+    loop {
+        // 4. Assemble the upstream request in the link's spec.
+        let upstream = match assemble_upstream(sh, &link, msg, ustan, zone_pin).await {
+            Ok(b) => b,
+            Err(fe) => {
+                // Not sent: the entry is SENT, so it goes the unknown-outcome way (a
+                // reversal the center answers "not found" is harmless).
+                error!(code = fe.code, at = fe.at, link = %link.name(), "{}", fe.message);
+                return unknown_outcome(sh, txn, &entry, kind, session, LinkError::Frame).await;
+            }
+        };
+        // 5. Exchange (the pending match is registered before the write).
+        match link.exchange(&upstream, &key, ustan, Some(entry.id)).await {
+            Ok(resp) => {
+                return match check_reply(sh, &link, &resp).await {
+                    Ok(()) => answer_from_reply(sh, &link, txn, &entry, kind, session, &resp).await,
+                    Err(why) => {
+                        error!(code = "UPSTREAM_REPLY", link = %link.name(), "{why}; handled as no response");
+                        unknown_outcome(sh, txn, &entry, kind, session, LinkError::Timeout).await
+                    }
+                };
+            }
+            // Found down before anything was written: another link that is up gets it.
+            Err(LinkError::Down) => {
+                tried.push(link.name().to_owned());
+                let skip: Vec<&str> = tried.iter().map(String::as_str).collect();
+                match sh.links.pick(&skip) {
+                    Some(next) => {
+                        warn!(code = "LINK_DOWN", from = %link.name(), to = %next.name(), "link went down before the write; trying another");
+                        link = next.clone();
+                    }
+                    None => {
+                        return unknown_outcome(sh, txn, &entry, kind, session, LinkError::Down)
+                            .await;
+                    }
+                }
+            }
+            Err(e) => return unknown_outcome(sh, txn, &entry, kind, session, e).await,
+        }
+    }
+}
+
+/// The upstream request of a forwarded terminal request for `link`: the terminal's fields
+/// in the link's spec, field 11 = the upstream STAN, 32 = the acquirer id, 52 = the PIN block
+/// under the ZPK, and the X9.19 MAC under the ZAK in field 64 (128 with a secondary bitmap).
+async fn assemble_upstream(
+    sh: &Shared,
+    link: &Link,
+    msg: &Message<'_>,
+    ustan: u32,
+    zone_pin: Option<[u8; 8]>,
+) -> Result<Vec<u8>, FlowError> {
+    let spec = link.spec();
     let mut up = msg.to_buf();
-    up.set(11, format!("{ustan:06}")).set(32, acq.clone());
+    up.set(11, format!("{ustan:06}"))
+        .set(32, link.acquirer().to_owned());
     if let Some(b) = zone_pin {
         up.set(52, b.to_vec());
     }
     up.remove(64);
-    let upstream = match encode_for_mac(spec, &mut up) {
-        Ok(mut b) => match sh
-            .hsm
-            .generate_mac(&sh.zak, MacAlgorithm::X919, mab(&b))
-            .await
-        {
-            Ok(mac) => {
-                put_mac(&mut b, &mac);
-                Ok(b)
-            }
-            Err(e) => Err(FlowError::hsm(sh, "upstream MAC", &e, "96")),
-        },
-        Err(e) => Err(FlowError::encode("assemble upstream", e)),
-    };
-    let upstream = match upstream {
-        Ok(b) => b,
-        Err(fe) => {
-            // Not sent: the entry is SENT, so it goes the unknown-outcome way (a reversal
-            // the center answers "not found" is harmless).
-            error!(code = fe.code, at = fe.at, "{}", fe.message);
-            return unknown_outcome(sh, txn, &entry, kind, session, LinkError::Frame).await;
-        }
-    };
-    // 5. Exchange (the pending match is registered before the write).
-    let key = match_key(&txn.mti, &acq, &txn.terminal_id, ustan);
-    match sh
-        .link
-        .exchange(&upstream, &key, ustan, Some(entry.id))
+    let mut b =
+        encode_for_mac(spec, &mut up).map_err(|e| FlowError::encode("assemble upstream", e))?;
+    let mac = sh
+        .hsm
+        .generate_mac(&sh.zak, MacAlgorithm::X919, mab(spec, &b))
         .await
-    {
-        Ok(resp) => match check_reply(sh, &resp).await {
-            Ok(()) => answer_from_reply(sh, txn, &entry, kind, session, &resp).await,
-            Err(why) => {
-                error!(code = "UPSTREAM_REPLY", "{why}; handled as no response");
-                unknown_outcome(sh, txn, &entry, kind, session, LinkError::Timeout).await
-            }
-        },
-        Err(e) => unknown_outcome(sh, txn, &entry, kind, session, e).await,
-    }
+        .map_err(|e| FlowError::hsm(sh, "upstream MAC", &e, "96"))?;
+    put_mac(spec, &mut b, &mac);
+    Ok(b)
 }
 
-/// Checks a reply from the center: it decodes and its X9.19 MAC verifies under the ZAK.
-pub(crate) async fn check_reply(sh: &Shared, resp: &[u8]) -> Result<(), String> {
-    let msg = decode(specs::cups_pos(), resp).map_err(|e| format!("reply does not decode: {e}"))?;
-    let f64 = msg.field(64).ok_or("reply without field 64")?;
+/// Checks a reply from the center on `link`: it decodes in the link's spec, carries field
+/// 39, and its X9.19 MAC (field 64, or 128 with a secondary bitmap) verifies under the ZAK.
+pub(crate) async fn check_reply(sh: &Shared, link: &Link, resp: &[u8]) -> Result<(), String> {
+    let msg = decode(link.spec(), resp).map_err(|e| format!("reply does not decode: {e}"))?;
     if msg.field(39).and_then(|f| f.as_str().ok()).is_none() {
         return Err("reply without field 39".to_owned());
     }
-    let mab = resp.get(..f64.offset()).unwrap_or_default();
+    let (mab, mac) = crate::wire::received_mac(&msg, resp).map_err(|e| format!("reply: {e}"))?;
     sh.hsm
-        .verify_mac(&sh.zak, MacAlgorithm::X919, mab, f64.raw())
+        .verify_mac(&sh.zak, MacAlgorithm::X919, mab, &mac)
         .await
         .map_err(|e| format!("reply MAC: {e}"))
 }
 
-/// The center answered: journal the outcome, answer the terminal.
+/// The center answered: journal the outcome, answer the terminal. Values come over in the
+/// terminals' `cups-pos` form ([`crate::wire::fit_text`]): a field 39 that does not fit is
+/// handled as no response (98 and a reversal); other fields that do not fit are left out
+/// (12 and 13 then carry the front end's time).
 async fn answer_from_reply(
     sh: &Shared,
+    link: &Link,
     txn: &Txn,
     entry: &JournalEntry,
     kind: TxnKind,
@@ -787,12 +818,19 @@ async fn answer_from_reply(
     resp: &[u8],
 ) -> Outcome {
     let name = kind.as_str();
-    let spec = specs::cups_pos();
-    let Ok(r) = decode(spec, resp) else {
+    let Ok(r) = decode(link.spec(), resp) else {
         return signed(sh, name, &session.tak, base(txn, "96"), "96").await;
     };
-    let get = |n: u16| r.field(n).and_then(|f| f.as_str().ok()).map(str::to_owned);
-    let code = get(39).unwrap_or_else(|| "96".to_owned());
+    let cups = specs::cups_pos();
+    let get = |n: u16| {
+        r.field(n)
+            .map(|f| f.to_string())
+            .and_then(|v| fit_text(cups, n, &v))
+    };
+    let Some(code) = get(39) else {
+        error!(code = "UPSTREAM_REPLY", link = %link.name(), "field 39 does not fit a 2-character response code; handled as no response");
+        return unknown_outcome(sh, txn, entry, kind, session, LinkError::Timeout).await;
+    };
     let now = local_now(sh.config.node.utc_offset_minutes);
     let mut m = base(txn, &code);
     if let Some(pan) = &txn.pan {
@@ -804,9 +842,8 @@ async fn answer_from_reply(
     if let Some(a) = txn.amount {
         m.set(4, format!("{a:012}"));
     }
-    let digits = |n: u16| r.field(n).map(|f| f.to_string());
-    m.set(12, digits(12).unwrap_or(now.hhmmss))
-        .set(13, digits(13).unwrap_or(now.mmdd));
+    m.set(12, get(12).unwrap_or(now.hhmmss))
+        .set(13, get(13).unwrap_or(now.mmdd));
     let rrn = get(37).filter(|s| s.len() == 12);
     let auth = get(38).filter(|s| s.len() == 6);
     if let Some(v) = &rrn {
@@ -821,8 +858,8 @@ async fn answer_from_reply(
     if let Some(v) = get(54) {
         m.set(54, v);
     }
-    if let Some(f) = r.field(55) {
-        m.set(55, f.raw().to_vec());
+    if let Some(v) = r.field(55).as_ref().and_then(crate::wire::binary_value) {
+        m.set(55, v);
     }
     let out = signed(sh, name, &session.tak, m, &code).await;
     let to = if code == "00" {

@@ -1,5 +1,8 @@
-//! The upstream link to the center (`len2` framing, `cups-pos` messages): requests and
-//! responses matched by key, over the sockets the link's [`LinkMode`] says.
+//! The upstream link to the center (`len2` framing, messages in the link's `spec`, by
+//! default `cups-pos`): requests and responses matched by key, over the sockets the link's
+//! [`LinkMode`] says. Several links to one center form a [`Links`] group: they share the
+//! upstream STAN counter and a link-up signal, and [`Links::pick`] chooses the up link with
+//! the fewest requests in flight.
 //!
 //! | mode | sockets | up when |
 //! |---|---|---|
@@ -23,7 +26,9 @@
 //!   request fails with [`LinkError::Dropped`]; the front end reconnects its outgoing socket
 //!   with exponential backoff (`reconnect_min` doubling to `reconnect_max`), and in simplex
 //!   mode waits for the center to connect again to `receive_address` (a newer connection
-//!   from the center replaces an older one). An idle link sends an echo (0820, 60.3 =
+//!   from the center replaces an older one; only connections from `receive_allow`, by
+//!   default the IP addresses of `address`, are accepted there, others are closed, logged
+//!   and counted in [`LinkCounters::refused_peers`]). An idle link sends an echo (0820, 60.3 =
 //!   `301`) every `heartbeat`; an echo without an answer closes the connection(s). In simplex
 //!   mode anything the center sends on the sending socket is taken as a response too.
 //! - **Short mode**: an exchange that cannot connect fails with [`LinkError::Down`]
@@ -35,11 +40,12 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use iso8583_wire::frame::FrameConfig;
-use iso8583_wire::{MessageBuf, decode, specs};
+use iso8583_wire::{MessageBuf, Spec, decode, specs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
@@ -105,9 +111,9 @@ pub fn match_key(mti: &str, acquirer: &str, terminal: &str, stan: u32) -> String
     )
 }
 
-/// The matching key of a `cups-pos` body, if it decodes and has field 11.
-pub fn key_of(body: &[u8]) -> Option<String> {
-    let msg = decode(specs::cups_pos(), body).ok()?;
+/// The matching key of a body in `spec`, if it decodes and has field 11.
+pub fn key_of(spec: &Spec, body: &[u8]) -> Option<String> {
+    let msg = decode(spec, body).ok()?;
     let stan = u32::try_from(msg.field(11)?.to_u64().ok()?).ok()?;
     let acq = msg.field(32).map(|f| f.to_string()).unwrap_or_default();
     let tid = msg
@@ -206,8 +212,8 @@ pub struct LinkCounters {
     /// Frames the center sent on a simplex link's sending socket, where none are expected
     /// (handled as responses all the same).
     pub wrong_socket: AtomicU64,
-    /// Connections to a simplex link's `receive_address` from an address not in
-    /// `receive_allow`, closed unread.
+    /// Connections to a simplex link's `receive_address` refused because their source is
+    /// not in `receive_allow` (by default the IP addresses of `address`).
     pub refused_peers: AtomicU64,
 }
 
@@ -215,7 +221,9 @@ pub struct LinkCounters {
 pub struct Link {
     cfg: LinkConfig,
     acquirer: String,
+    spec: &'static Spec,
     frame: FrameConfig,
+    group_up: Arc<Notify>,
     up: AtomicBool,
     halves: Mutex<Halves>,
     last_ok: Mutex<Option<Instant>>,
@@ -223,7 +231,7 @@ pub struct Link {
     conn: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
     pending: Mutex<Pending>,
     slots: Semaphore,
-    stan: AtomicU32,
+    stan: Arc<AtomicU32>,
     late: Mutex<LateMemory>,
     late_tx: mpsc::Sender<LateResponse>,
     late_rx: tokio::sync::Mutex<mpsc::Receiver<LateResponse>>,
@@ -243,22 +251,44 @@ impl fmt::Debug for Link {
 }
 
 impl Link {
-    /// A link (not connected yet) for `cfg`, stamping field 32 with `acquirer`.
+    /// A link (not connected yet) for `cfg`, stamping field 32 with `acquirer`, with an
+    /// upstream STAN counter of its own.
     pub fn new(cfg: LinkConfig, acquirer: &str) -> Link {
+        Link::in_group(
+            cfg,
+            acquirer,
+            Arc::new(AtomicU32::new(0)),
+            Arc::new(Notify::new()),
+        )
+    }
+
+    /// A link of a group: upstream STANs come from the group's `stan` counter (so no two
+    /// links to one center send the same STAN the same day) and `group_up` is notified
+    /// whenever the link comes up. The spec is `cfg.spec` (`cups-pos` if it is not a
+    /// built-in name; [`crate::config::Config::validate`] refuses those).
+    pub fn in_group(
+        cfg: LinkConfig,
+        acquirer: &str,
+        stan: Arc<AtomicU32>,
+        group_up: Arc<Notify>,
+    ) -> Link {
+        let spec = crate::wire::upstream_spec(&cfg.spec).unwrap_or_else(|_| specs::cups_pos());
         let mut frame = FrameConfig::len2();
         frame.max_frame(cfg.max_frame);
         let (late_tx, late_rx) = mpsc::channel(cfg.late_memory.max(1));
         Link {
             slots: Semaphore::new(cfg.effective_in_flight()),
             acquirer: acquirer.to_owned(),
+            spec,
             frame,
+            group_up,
             up: AtomicBool::new(false),
             halves: Mutex::new(Halves::default()),
             last_ok: Mutex::new(None),
             probe_wake: Notify::new(),
             conn: Mutex::new(None),
             pending: Mutex::new(Pending::default()),
-            stan: AtomicU32::new(0),
+            stan,
             late: Mutex::new(LateMemory::default()),
             late_tx,
             late_rx: tokio::sync::Mutex::new(late_rx),
@@ -276,6 +306,11 @@ impl Link {
     /// Its configuration.
     pub fn config(&self) -> &LinkConfig {
         &self.cfg
+    }
+
+    /// The ISO 8583 dialect it speaks (`spec`).
+    pub fn spec(&self) -> &'static Spec {
+        self.spec
     }
 
     /// The acquirer id it puts in field 32.
@@ -298,20 +333,20 @@ impl Link {
         self.stan.store(last % 999_999, Ordering::Relaxed);
     }
 
-    /// A new upstream STAN: 1 to 999999, cycling, never one in flight.
+    /// A new upstream STAN from the link's counter (the group's, for a link of a
+    /// [`Links`]): 1 to 999999, cycling, never one in flight on this link.
     pub fn alloc_stan(&self) -> u32 {
         loop {
-            let prev = self
-                .stan
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
-                    Some(if s >= 999_999 { 1 } else { s + 1 })
-                })
-                .unwrap_or(0);
-            let stan = if prev >= 999_999 { 1 } else { prev + 1 };
-            if !self.lock_pending().stans.contains(&stan) {
+            let stan = next_stan(&self.stan);
+            if !self.stan_in_flight(stan) {
                 return stan;
             }
         }
+    }
+
+    /// Whether a request with upstream STAN `stan` is in flight on this link.
+    pub fn stan_in_flight(&self, stan: u32) -> bool {
+        self.lock_pending().stans.contains(&stan)
     }
 
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -509,7 +544,7 @@ impl Link {
 
     /// Routes one response body from the center to its waiter, or to the late handler.
     fn deliver(&self, body: Vec<u8>) {
-        let key = key_of(&body);
+        let key = key_of(self.spec, &body);
         let waiter = key.as_ref().and_then(|k| {
             let mut p = self.lock_pending();
             let w = p.by_key.remove(k)?;
@@ -640,12 +675,11 @@ impl Link {
             let stream = match next.take() {
                 Some(s) => s,
                 None => tokio::select! {
-                    a = listener.accept() => match a {
-                        Ok((s, peer)) if self.peer_allowed(peer).await => {
+                    a = self.accept_allowed(&listener) => match a {
+                        Ok((s, peer)) => {
                             info!(link = %self.cfg.name, peer = %peer, "the center connected its responses");
                             s
                         }
-                        Ok(_) => continue,
                         Err(e) => {
                             debug!(link = %self.cfg.name, error = %e, "accept failed");
                             tokio::select! {
@@ -674,30 +708,49 @@ impl Link {
         }
     }
 
-    /// Whether a connection to the simplex receive listener from `peer` may carry responses:
-    /// its IP is in `receive_allow` or, when that is empty, among the addresses `address`
-    /// resolves to now. A refused connection is logged and counted; the caller drops it.
-    async fn peer_allowed(&self, peer: std::net::SocketAddr) -> bool {
-        let ip = peer.ip().to_canonical();
-        let allowed = if self.cfg.receive_allow.is_empty() {
-            match tokio::net::lookup_host(self.cfg.address.as_str()).await {
-                Ok(mut addrs) => addrs.any(|a| a.ip().to_canonical() == ip),
-                Err(e) => {
-                    warn!(link = %self.cfg.name, address = %self.cfg.address, error = %e, code = "LINK_RESOLVE", "cannot resolve the center's address to check a receiving connection");
-                    false
-                }
-            }
-        } else {
-            self.cfg
+    /// The sources the center's connection to `receive_address` may come from:
+    /// `receive_allow`, or else the IP addresses `address` resolves to (none when it does
+    /// not resolve: every connection is refused then, and logged).
+    async fn receive_allowed(&self) -> Vec<IpAddr> {
+        if !self.cfg.receive_allow.is_empty() {
+            return self
+                .cfg
                 .receive_allow
                 .iter()
-                .any(|a| a.to_canonical() == ip)
-        };
-        if !allowed {
-            self.counters.refused_peers.fetch_add(1, Ordering::Relaxed);
-            warn!(link = %self.cfg.name, peer = %peer, code = "PEER_REFUSED", "a connection to receive_address from an address not in receive_allow; closed");
+                .map(|ip| ip.to_canonical())
+                .collect();
         }
-        allowed
+        if let Ok(addr) = self.cfg.address.parse::<SocketAddr>() {
+            return vec![addr.ip().to_canonical()];
+        }
+        match tokio::net::lookup_host(&self.cfg.address).await {
+            Ok(addrs) => addrs.map(|a| a.ip().to_canonical()).collect(),
+            Err(e) => {
+                warn!(link = %self.cfg.name, address = %self.cfg.address, error = %e, code = "LINK_RESOLVE", "cannot resolve address for the receive allow-list");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Accepts the next connection on a simplex link's receive listener whose source is
+    /// allowed ([`Link::receive_allowed`]); others are closed at once, logged and counted.
+    async fn accept_allowed(
+        &self,
+        listener: &TcpListener,
+    ) -> std::io::Result<(TcpStream, SocketAddr)> {
+        loop {
+            let (stream, peer) = listener.accept().await?;
+            if self
+                .receive_allowed()
+                .await
+                .contains(&peer.ip().to_canonical())
+            {
+                return Ok((stream, peer));
+            }
+            drop(stream);
+            self.counters.refused_peers.fetch_add(1, Ordering::Relaxed);
+            warn!(link = %self.cfg.name, peer = %peer, code = "RECEIVE_REFUSED", "connection to receive_address from a source not in receive_allow: closed");
+        }
     }
 
     /// Marks sockets up or down; the link is up while both halves are. Going down fails
@@ -720,6 +773,7 @@ impl Link {
             self.counters.connects.fetch_add(1, Ordering::Relaxed);
             info!(link = %self.cfg.name, address = %self.cfg.address, "link up");
             self.up_notify.notify_waiters();
+            self.group_up.notify_waiters();
         }
     }
 
@@ -778,10 +832,8 @@ impl Link {
                     warn!(link = %self.cfg.name, socket = role.name(), "closed to reconnect after a failed echo");
                     break;
                 }
-                a = async { match listener { Some(l) => l.accept().await, None => std::future::pending().await } } => {
-                    if let Ok((s, peer)) = a
-                        && self.peer_allowed(peer).await
-                    {
+                a = async { match listener { Some(l) => self.accept_allowed(l).await, None => std::future::pending().await } } => {
+                    if let Ok((s, peer)) = a {
                         info!(link = %self.cfg.name, peer = %peer, "the center connected its responses again");
                         served = Served::Replaced(s);
                         break;
@@ -850,6 +902,7 @@ impl Link {
             self.counters.connects.fetch_add(1, Ordering::Relaxed);
             info!(link = %self.cfg.name, address = %self.cfg.address, "link up (short connections)");
             self.up_notify.notify_waiters();
+            self.group_up.notify_waiters();
         } else if was && !ok {
             self.counters.disconnects.fetch_add(1, Ordering::Relaxed);
             warn!(link = %self.cfg.name, "link down (short connections)");
@@ -907,7 +960,7 @@ impl Link {
         m.set(11, format!("{stan:06}"))
             .set(32, self.acquirer.clone())
             .set(60, "00000000301".to_owned());
-        let body = m.to_vec(specs::cups_pos()).map_err(|_| LinkError::Frame)?;
+        let body = m.to_vec(self.spec).map_err(|_| LinkError::Frame)?;
         let key = match_key("0820", &self.acquirer, "", stan);
         self.exchange(&body, &key, stan, None).await
     }
@@ -921,5 +974,155 @@ impl Link {
                 !matches!(e, LinkError::Timeout)
             }
         }
+    }
+}
+
+/// The links to the center (`[[link]]`, one or more) as one group: one upstream STAN
+/// counter for all (the center matches on 32 + 41 + 11, so two links must never send the
+/// same STAN the same day), one signal when any comes up, and the choice of the link a
+/// request goes out on.
+pub struct Links {
+    primary: Arc<Link>,
+    others: Vec<Arc<Link>>,
+    stan: Arc<AtomicU32>,
+    /// Notified whenever a link of the group comes up (the SAF sender waits on it).
+    pub up_notify: Arc<Notify>,
+}
+
+impl fmt::Debug for Links {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Links {
+    /// The group of `cfgs` (not connected yet), stamping field 32 with `acquirer`; `None`
+    /// when `cfgs` is empty.
+    pub fn new(cfgs: &[LinkConfig], acquirer: &str) -> Option<Links> {
+        let stan = Arc::new(AtomicU32::new(0));
+        let up_notify = Arc::new(Notify::new());
+        let mut all = cfgs.iter().map(|c| {
+            Arc::new(Link::in_group(
+                c.clone(),
+                acquirer,
+                stan.clone(),
+                up_notify.clone(),
+            ))
+        });
+        let primary = all.next()?;
+        Some(Links {
+            primary,
+            others: all.collect(),
+            stan,
+            up_notify,
+        })
+    }
+
+    /// The first `[[link]]`: its name is the SAF destination of the group.
+    pub fn primary(&self) -> &Arc<Link> {
+        &self.primary
+    }
+
+    /// Every link, in configuration order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Link>> + '_ {
+        std::iter::once(&self.primary).chain(self.others.iter())
+    }
+
+    /// The link named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Link>> {
+        self.iter().find(|l| l.name() == name)
+    }
+
+    /// How many links there are (at least one).
+    pub fn len(&self) -> usize {
+        1 + self.others.len()
+    }
+
+    /// Always false: a group has at least one link.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The SAF destination reversals are queued under: the first link's name. The SAF
+    /// sender drains the queue of every link's name through any link that is up.
+    pub fn saf_destination(&self) -> &str {
+        self.primary.name()
+    }
+
+    /// Whether any link is up.
+    pub fn any_up(&self) -> bool {
+        self.iter().any(|l| l.is_up())
+    }
+
+    /// The link a request goes out on: among the links that are up and not in `skip`
+    /// (names), the one with the fewest requests in flight, the first in configuration
+    /// order on a tie. `None` when no such link is up.
+    pub fn pick(&self, skip: &[&str]) -> Option<&Arc<Link>> {
+        self.iter()
+            .filter(|l| l.is_up() && !skip.contains(&l.name()))
+            .min_by_key(|l| l.in_flight())
+    }
+
+    /// Starts upstream STANs after `last` (e.g. the highest journaled today).
+    pub fn seed_stan(&self, last: u32) {
+        self.stan.store(last % 999_999, Ordering::Relaxed);
+    }
+
+    /// A new upstream STAN for any link of the group: 1 to 999999, cycling, never one in
+    /// flight on any of them.
+    pub fn alloc_stan(&self) -> u32 {
+        loop {
+            let stan = next_stan(&self.stan);
+            if !self.iter().any(|l| l.stan_in_flight(stan)) {
+                return stan;
+            }
+        }
+    }
+}
+
+/// Advances a STAN counter: 1 to 999999, cycling.
+fn next_stan(counter: &AtomicU32) -> u32 {
+    let prev = counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+            Some(if s >= 999_999 { 1 } else { s + 1 })
+        })
+        .unwrap_or(0);
+    if prev >= 999_999 { 1 } else { prev + 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn cfg(name: &str, spec: &str) -> LinkConfig {
+        toml::from_str(&format!(
+            "name = \"{name}\"\naddress = \"127.0.0.1:9\"\nspec = \"{spec}\""
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_group_shares_one_stan_sequence_and_picks_only_up_links() {
+        let links = Links::new(
+            &[cfg("a", "cups-pos"), cfg("b", "iso87-binary")],
+            "48020000",
+        )
+        .unwrap();
+        assert_eq!(links.len(), 2);
+        assert_eq!(links.saf_destination(), "a");
+        let b = links.get("b").unwrap();
+        assert_eq!(b.spec().name(), "iso87-binary");
+        assert_eq!(links.primary().spec().name(), "cups-pos");
+        links.seed_stan(41);
+        assert_eq!(links.alloc_stan(), 42);
+        assert_eq!(b.alloc_stan(), 43);
+        assert_eq!(links.primary().alloc_stan(), 44);
+        links.seed_stan(999_999);
+        assert_eq!(links.alloc_stan(), 1);
+        // Nothing connected: no link to pick.
+        assert!(!links.any_up());
+        assert!(links.pick(&[]).is_none());
+        assert!(Links::new(&[], "48020000").is_none());
     }
 }

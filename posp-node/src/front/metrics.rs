@@ -103,8 +103,9 @@ impl Metrics {
             .collect()
     }
 
-    /// Renders the Prometheus text exposition of these metrics plus the gauges given.
-    pub fn render(&self, links: &[(String, bool)], saf: &[(String, u64, u64)]) -> String {
+    /// Renders the Prometheus text exposition of these metrics plus the gauges given: one
+    /// series per link (`link` label) and per SAF destination.
+    pub fn render(&self, links: &[super::admin::LinkStatus], saf: &[(String, u64, u64)]) -> String {
         let mut out = String::new();
         let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
         out.push_str(
@@ -208,8 +209,43 @@ impl Metrics {
             g(&self.connections_open)
         );
         out.push_str("# HELP posp_link_up Whether a link to the center is connected.\n# TYPE posp_link_up gauge\n");
-        for (name, up) in links {
-            let _ = writeln!(out, "posp_link_up{{link=\"{name}\"}} {}", u8::from(*up));
+        for l in links {
+            let _ = writeln!(
+                out,
+                "posp_link_up{{link=\"{}\"}} {}",
+                l.name,
+                u8::from(l.up)
+            );
+        }
+        out.push_str("# HELP posp_link_in_flight Requests outstanding on a link.\n# TYPE posp_link_in_flight gauge\n");
+        for l in links {
+            let _ = writeln!(
+                out,
+                "posp_link_in_flight{{link=\"{}\"}} {}",
+                l.name, l.in_flight
+            );
+        }
+        type Counter = fn(&super::admin::LinkStatus) -> u64;
+        let counters: [(&str, &str, Counter); 3] = [
+            ("posp_link_sent_total", "Requests written on a link.", |l| {
+                l.sent
+            }),
+            (
+                "posp_link_timeouts_total",
+                "Requests timed out on a link.",
+                |l| l.timeouts,
+            ),
+            (
+                "posp_link_refused_peers_total",
+                "Connections to a simplex link's receive address from a source not allowed.",
+                |l| l.refused_peers,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for l in links {
+                let _ = writeln!(out, "{name}{{link=\"{}\"}} {}", l.name, value(l));
+            }
         }
         out.push_str("# HELP posp_saf_queued SAF entries queued.\n# TYPE posp_saf_queued gauge\n");
         for (dest, queued, _) in saf {
@@ -240,13 +276,35 @@ mod tests {
         m.record("PURCHASE", "00", Duration::from_millis(7000));
         m.record("SIGN_IN", "00", Duration::from_micros(300));
         assert_eq!(m.count("PURCHASE", "00"), 2);
-        let text = m.render(&[("center".into(), true)], &[("center".into(), 2, 1)]);
+        let link = |name: &str, up: bool, in_flight: usize| super::super::admin::LinkStatus {
+            name: name.to_owned(),
+            spec: "cups-pos".to_owned(),
+            mode: crate::config::LinkMode::FullDuplexLong,
+            up,
+            in_flight,
+            connects: 1,
+            disconnects: 0,
+            sent: 7,
+            matched: 6,
+            timeouts: 1,
+            wrong_socket: 0,
+            refused_peers: 2,
+        };
+        let text = m.render(
+            &[link("center", true, 3), link("center-b", false, 0)],
+            &[("center".into(), 2, 1)],
+        );
         assert!(text.contains("posp_transactions_total{kind=\"PURCHASE\",code=\"00\"} 2\n"));
         assert!(text.contains("posp_latency_seconds_bucket{le=\"0.001\"} 1\n"));
         assert!(text.contains("posp_latency_seconds_bucket{le=\"0.002\"} 2\n"));
         assert!(text.contains("posp_latency_seconds_bucket{le=\"5\"} 2\n"));
         assert!(text.contains("posp_latency_seconds_bucket{le=\"+Inf\"} 3\n"));
         assert!(text.contains("posp_link_up{link=\"center\"} 1\n"));
+        assert!(text.contains("posp_link_up{link=\"center-b\"} 0\n"));
+        assert!(text.contains("posp_link_in_flight{link=\"center\"} 3\n"));
+        assert!(text.contains("posp_link_sent_total{link=\"center-b\"} 7\n"));
+        assert!(text.contains("posp_link_timeouts_total{link=\"center\"} 1\n"));
+        assert!(text.contains("posp_link_refused_peers_total{link=\"center\"} 2\n"));
         assert!(text.contains("posp_saf_exception{destination=\"center\"} 1\n"));
         assert!(text.contains("posp_hsm_up 1\n"));
     }

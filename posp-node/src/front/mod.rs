@@ -11,13 +11,15 @@
 //! [`Front::start`] opens the journal, builds the HSM (an in-process SoftHsm on the LMK
 //! file, or a pool of remote HSMs), runs crash recovery ([`recovery`]), binds the listener
 //! and the admin endpoint, and starts the modules under the [`Supervisor`]: `listener`,
-//! `flow#0` ... `flow#N-1` (the [`workers`]), `link:<name>`, `saf:<name>`, `late:<name>`
-//! and `admin`. [`FrontHandle::shutdown`] stops
+//! `flow#0` ... `flow#N-1` (the [`workers`]), `link:<name>` and `late:<name>` for each
+//! `[[link]]`, `saf:<name>` (one SAF sender, named after the first link) and `admin`. [`FrontHandle::shutdown`] stops
 //! accepting, lets transactions in flight finish within `node.shutdown_grace`, and flushes
 //! the journal.
 //!
 //! Link modes: `full-duplex-long`, `half-duplex-long`, `simplex-long` and
-//! `full-duplex-short`; see [`link`].
+//! `full-duplex-short`; see [`link`]. With several `[[link]]`s to the center a request goes
+//! out on the up link with the fewest requests in flight ([`link::Links::pick`]); when none
+//! is up it is answered `96` without being sent, as with a single link that is down.
 
 pub mod admin;
 pub mod clock;
@@ -50,7 +52,7 @@ use crate::config::Config;
 use crate::store::{EntryFilter, Journal, SqliteStore};
 use crate::supervisor::{ModuleFactory, ModuleFuture, ModuleTable, Supervisor};
 
-use self::link::Link;
+use self::link::Links;
 use self::metrics::Metrics;
 use self::session::{Sessions, Terminal};
 
@@ -131,8 +133,8 @@ pub struct Shared {
     pub terminals: HashMap<String, Terminal>,
     /// Signed-in terminals' working keys.
     pub sessions: Sessions,
-    /// The link to the center.
-    pub link: Arc<Link>,
+    /// The links to the center (`[[link]]`, one or more).
+    pub links: Links,
     /// Zone MAC key.
     pub zak: KeyRef,
     /// Zone PIN key.
@@ -157,7 +159,7 @@ pub struct Shared {
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("link", &self.link)
+            .field("links", &self.links)
             .finish_non_exhaustive()
     }
 }
@@ -277,18 +279,14 @@ impl Front {
                 },
             );
         }
-        let link_cfg = config
-            .links
-            .first()
-            .cloned()
+        let links = Links::new(&config.links, &config.node.acquirer_id)
             .ok_or_else(|| fail("CONFIG", "link", "no [[link]]"))?;
-        let link = Arc::new(Link::new(link_cfg, &config.node.acquirer_id));
         let shared = Arc::new(Shared {
             hsm,
             store: Arc::new(store),
             terminals,
             sessions: Sessions::default(),
-            link,
+            links,
             zak,
             zpk,
             metrics: Metrics::new(),
@@ -351,22 +349,27 @@ impl Front {
                 Arc::new(move |rx| Box::pin(workers::run(sh.clone(), i, rx)) as ModuleFuture),
             );
         }
-        let name = shared.link.name().to_owned();
-        let link = shared.link.clone();
-        supervisor.spawn(
-            &format!("link:{name}"),
-            Arc::new(move |rx| Box::pin(link.clone().run(rx)) as ModuleFuture),
-        );
+        for link in shared.links.iter() {
+            let l = link.clone();
+            supervisor.spawn(
+                &format!("link:{}", link.name()),
+                Arc::new(move |rx| Box::pin(l.clone().run(rx)) as ModuleFuture),
+            );
+        }
         let sh = shared.clone();
         supervisor.spawn(
-            &format!("saf:{name}"),
+            &format!("saf:{}", shared.links.saf_destination()),
             Arc::new(move |rx| Box::pin(saf_sender::run(sh.clone(), rx)) as ModuleFuture),
         );
-        let sh = shared.clone();
-        supervisor.spawn(
-            &format!("late:{name}"),
-            Arc::new(move |rx| Box::pin(saf_sender::run_late(sh.clone(), rx)) as ModuleFuture),
-        );
+        for link in shared.links.iter() {
+            let (sh, l) = (shared.clone(), link.clone());
+            supervisor.spawn(
+                &format!("late:{}", link.name()),
+                Arc::new(move |rx| {
+                    Box::pin(saf_sender::run_late(sh.clone(), l.clone(), rx)) as ModuleFuture
+                }),
+            );
+        }
         let mut admin_addr = None;
         if let Some(ac) = &shared.config.admin {
             let l = TcpListener::bind(ac.address)
@@ -410,7 +413,7 @@ async fn seed_stan(sh: &Shared) {
             .filter_map(|e| e.upstream_stan)
             .max()
             .unwrap_or(0);
-        sh.link.seed_stan(max);
+        sh.links.seed_stan(max);
     }
 }
 
@@ -433,7 +436,7 @@ impl FrontHandle {
         self.admin
     }
 
-    /// The shared state (store, metrics, link, sessions).
+    /// The shared state (store, metrics, links, sessions).
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
@@ -448,16 +451,17 @@ impl FrontHandle {
         self.supervisor.table()
     }
 
-    /// Waits until the link to the center is up, or `within` passes; true if up.
+    /// Waits until every link to the center is up, or `within` passes; true if all are.
     pub async fn wait_link_up(&self, within: Duration) -> bool {
+        let all_up = || self.shared.links.iter().all(|l| l.is_up());
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if self.shared.link.is_up() {
+            if all_up() {
                 return true;
             }
             sleep(Duration::from_millis(5)).await;
         }
-        self.shared.link.is_up()
+        all_up()
     }
 
     /// Graceful shutdown: stop accepting and reading, let transactions in their flow finish

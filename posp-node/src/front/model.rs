@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use iso8583_wire::{Message, MessageBuf, Spec, decode};
+use iso8583_wire::{Message, Spec, decode};
 
 use crate::store::mask_pan;
 
@@ -253,34 +253,13 @@ pub fn without_fields(spec: &Spec, body: &[u8], remove: &[u16]) -> Vec<u8> {
     }
 }
 
-/// Encodes `buf` with a zero field 64 and returns the body and the length of its MAC block
-/// (everything before field 64, which is the last field and 8 bytes).
-pub fn encode_for_mac(spec: &Spec, buf: &mut MessageBuf<'_>) -> Result<Vec<u8>, ParseError> {
-    buf.set(64, vec![0u8; 8]);
-    buf.to_vec(spec).map_err(|e| ParseError::from_wire(&e))
-}
-
-/// Puts a MAC into the last 8 bytes of a body built by [`encode_for_mac`].
-pub fn put_mac(body: &mut [u8], mac: &[u8]) {
-    let n = body.len();
-    if n >= 8
-        && mac.len() == 8
-        && let Some(slot) = body.get_mut(n - 8..)
-    {
-        slot.copy_from_slice(mac);
-    }
-}
-
-/// The MAC block of a body built by [`encode_for_mac`].
-pub fn mab(body: &[u8]) -> &[u8] {
-    body.get(..body.len().saturating_sub(8)).unwrap_or_default()
-}
+pub use crate::wire::{encode_for_mac, mab, put_mac};
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use iso8583_wire::specs;
+    use iso8583_wire::{MessageBuf, specs};
 
     #[test]
     fn parses_a_purchase_and_masks_it() {

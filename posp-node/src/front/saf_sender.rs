@@ -1,13 +1,18 @@
-//! Store and forward of reversals: queueing them durably, and the sender task per link that
-//! drains the latched head of the link's queue.
+//! Store and forward of reversals: queueing them durably, and the sender task that drains
+//! the latched heads of the queues through the links to the center.
 //!
-//! - The queued message is the upstream reversal (0400) without a MAC, built from the
-//!   journal entry alone (so crash recovery can build it too): the original's fields 3, 4,
-//!   22, 25, 41, 42, 49, 60 from the masked request, field 11 = the original's upstream STAN
-//!   (a new one if it never got one), 32, 39 = the reason, 61 = batch, upstream STAN and
-//!   date of the original.
-//! - Each transmission takes the next MTI (`0400`, then `0401` when the link has
-//!   `repeat_mti`), is MACed with X9.19 under the ZAK, and goes through the link's matcher.
+//! - The queued message is the upstream reversal (0400) without a MAC, in `cups-pos` form
+//!   whatever the links speak, built from the journal entry alone (so crash recovery can
+//!   build it too): the original's fields 3, 4, 22, 25, 41, 42, 49, 60 from the masked
+//!   request, field 11 = the original's upstream STAN (a new one if it never got one), 32,
+//!   39 = the reason, 61 = batch, upstream STAN and date of the original. It is queued under
+//!   the SAF destination of the links (the first `[[link]]`'s name).
+//! - Each transmission goes through a link that is up (the one with the fewest requests in
+//!   flight), re-encoded in that link's spec; it takes the next MTI (`0400`, then `0401`
+//!   when the first link has `repeat_mti`), is MACed with X9.19 under the ZAK (field 64, or
+//!   128 with a secondary bitmap), and goes through the link's matcher. The sender drains
+//!   the queue of every link's name, so entries queued under another link's name by an
+//!   earlier configuration still go out.
 //! - Only a received response counts as an attempt. A response code in `saf.done_codes`
 //!   completes the entry and moves the journal entry REVERSAL_QUEUED -> REVERSED; any other
 //!   code is a counted attempt; no response is recorded but not counted. Entries that
@@ -19,6 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use iso8583_wire::{MessageBuf, decode, specs};
+
+use super::link::Link;
 use pboc_sam::MacAlgorithm;
 use tokio::sync::watch;
 use tokio::time::sleep;
@@ -75,14 +82,15 @@ pub async fn queue_reversal(
     entry: &JournalEntry,
     reason: &str,
 ) -> Result<(), FlowError> {
-    let ustan = entry.upstream_stan.unwrap_or_else(|| sh.link.alloc_stan());
-    let body = reversal_body(entry, sh.link.acquirer(), ustan, reason)?;
+    let ustan = entry.upstream_stan.unwrap_or_else(|| sh.links.alloc_stan());
+    let primary = sh.links.primary();
+    let body = reversal_body(entry, primary.acquirer(), ustan, reason)?;
     let new = NewSafEntry {
-        destination: sh.link.name().to_owned(),
+        destination: sh.links.saf_destination().to_owned(),
         journal_id: Some(entry.id),
         created_at: unix_millis(),
         mti: "0400".to_owned(),
-        repeat_mti: sh.link.config().repeat_mti,
+        repeat_mti: primary.config().repeat_mti,
         message: body,
     };
     sh.store.enqueue(new).await.map_err(|e| FlowError {
@@ -97,10 +105,16 @@ pub async fn queue_reversal(
     Ok(())
 }
 
-/// The message of a SAF entry as it goes out this time: next MTI, X9.19 MAC.
-async fn prepare(sh: &Shared, entry: &SafEntry) -> Result<(Vec<u8>, String, u32), String> {
-    let spec = specs::cups_pos();
-    let msg = decode(spec, &entry.message).map_err(|e| format!("stored message: {e}"))?;
+/// The message of a SAF entry as it goes out this time on `link`: in the link's spec, next
+/// MTI, X9.19 MAC.
+async fn prepare(
+    sh: &Shared,
+    link: &Link,
+    entry: &SafEntry,
+) -> Result<(Vec<u8>, String, u32), String> {
+    let msg =
+        decode(specs::cups_pos(), &entry.message).map_err(|e| format!("stored message: {e}"))?;
+    let spec = link.spec();
     let stan = msg
         .field(11)
         .and_then(|f| f.to_u64().ok())
@@ -117,11 +131,11 @@ async fn prepare(sh: &Shared, entry: &SafEntry) -> Result<(Vec<u8>, String, u32)
     let mut body = encode_for_mac(spec, &mut m).map_err(|e| e.to_string())?;
     let mac = sh
         .hsm
-        .generate_mac(&sh.zak, MacAlgorithm::X919, mab(&body))
+        .generate_mac(&sh.zak, MacAlgorithm::X919, mab(spec, &body))
         .await
         .map_err(|e| e.to_string())?;
-    put_mac(&mut body, &mac);
-    Ok((body, match_key(&mti, sh.link.acquirer(), &tid, stan), stan))
+    put_mac(spec, &mut body, &mac);
+    Ok((body, match_key(&mti, link.acquirer(), &tid, stan), stan))
 }
 
 /// What one transmission did.
@@ -132,8 +146,8 @@ enum Sent {
     Wait,
 }
 
-async fn send_one(sh: &Shared, entry: &SafEntry) -> Sent {
-    let (body, key, stan) = match prepare(sh, entry).await {
+async fn send_one(sh: &Shared, link: &Link, entry: &SafEntry) -> Sent {
+    let (body, key, stan) = match prepare(sh, link, entry).await {
         Ok(x) => x,
         Err(why) => {
             error!(
@@ -150,12 +164,10 @@ async fn send_one(sh: &Shared, entry: &SafEntry) -> Sent {
         }
     };
     sh.metrics.reversals_sent.fetch_add(1, Ordering::Relaxed);
-    let reply = sh.link.exchange(&body, &key, stan, None).await;
+    let reply = link.exchange(&body, &key, stan, None).await;
     let now = unix_millis();
     let code = match reply {
-        Ok(resp) => decode(specs::cups_pos(), &resp)
-            .ok()
-            .and_then(|m| m.field(39).and_then(|f| f.as_str().ok().map(str::to_owned))),
+        Ok(resp) => response_code(link, &resp),
         Err(e) => {
             if e.maybe_sent() {
                 let _ = sh.store.record_attempt(entry.id, None, now).await;
@@ -243,10 +255,17 @@ async fn mark_reversed(sh: &Shared, journal_id: i64) {
     }
 }
 
-/// The SAF sender of the link, until `shutdown` turns true.
+/// The SAF sender of the links, until `shutdown` turns true: each round takes the heads of
+/// the queues (the SAF destination first, then every other link's name) through a link that
+/// is up; with no link up it waits for one.
 pub async fn run(sh: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let interval = sh.config.saf.retry_interval;
-    let dest = sh.link.name().to_owned();
+    let mut dests = vec![sh.links.saf_destination().to_owned()];
+    for l in sh.links.iter() {
+        if !dests.iter().any(|d| d == l.name()) {
+            dests.push(l.name().to_owned());
+        }
+    }
     loop {
         if *shutdown.borrow() {
             return;
@@ -262,61 +281,62 @@ pub async fn run(sh: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             }
         }
         let mut wait = true;
-        if sh.link.is_up() {
-            wait = false;
-            for _ in 0..sh.config.saf.batch_size {
-                let head = match sh.store.head(&dest).await {
+        let mut sent = 0;
+        'dests: for dest in &dests {
+            while sent < sh.config.saf.batch_size {
+                let Some(link) = sh.links.pick(&[]) else {
+                    break 'dests;
+                };
+                let head = match sh.store.head(dest).await {
                     Ok(Some(h)) => h,
-                    Ok(None) => {
-                        wait = true;
-                        break;
-                    }
+                    Ok(None) => continue 'dests,
                     Err(e) => {
                         error!(code = "STORE", "SAF head: {e}");
-                        wait = true;
-                        break;
+                        break 'dests;
                     }
                 };
-                if let Sent::Wait = send_one(&sh, &head).await {
-                    wait = true;
-                    break;
+                sent += 1;
+                if let Sent::Wait = send_one(&sh, link, &head).await {
+                    break 'dests;
                 }
                 if *shutdown.borrow() {
                     return;
                 }
             }
+            // The batch is spent: the next round comes at once.
+            wait = false;
+            break;
         }
         if wait {
             tokio::select! {
                 _ = sleep(interval) => {}
                 _ = sh.saf_wake.notified() => {}
-                _ = sh.link.up_notify.notified() => {}
+                _ = sh.links.up_notify.notified() => {}
                 _ = shutdown.changed() => return,
             }
         }
     }
 }
 
-/// Handles responses that arrive after their request timed out, or match nothing: each is
+/// Handles the responses on `link` that arrive after their request timed out, or match
+/// nothing: each is
 /// journaled as a link event (see [`crate::store::events`]); its MAC must verify first
 /// (`BAD_MAC` otherwise, and nothing more is done); a late decline moves its timed-out
 /// entry to DECLINED; a late approval keeps its reversal.
-pub async fn run_late(sh: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_late(sh: Arc<Shared>, link: Arc<Link>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let late = tokio::select! {
-            l = sh.link.take_late() => l,
+            l = link.take_late() => l,
             _ = shutdown.changed() => return,
         };
         let Some(late) = late else { return };
-        handle_late(&sh, late).await;
+        handle_late(&sh, &link, late).await;
     }
 }
 
-async fn handle_late(sh: &Shared, late: super::link::LateResponse) {
-    let code = decode(specs::cups_pos(), &late.body)
-        .ok()
-        .and_then(|m| m.field(39).and_then(|f| f.as_str().ok().map(str::to_owned)));
-    let trusted = super::flows::check_reply(sh, &late.body).await;
+async fn handle_late(sh: &Shared, link: &Link, late: super::link::LateResponse) {
+    let code = response_code(link, &late.body);
+    let trusted = super::flows::check_reply(sh, link, &late.body).await;
     let kind = match (&trusted, late.journal_id, code.as_deref()) {
         (Err(_), _, _) => LinkEventKind::BadMac,
         (Ok(()), None, _) => LinkEventKind::Unmatched,
@@ -325,12 +345,12 @@ async fn handle_late(sh: &Shared, late: super::link::LateResponse) {
     };
     let event = NewLinkEvent {
         at: unix_millis(),
-        link: sh.link.name().to_owned(),
+        link: link.name().to_owned(),
         kind,
         journal_id: late.journal_id,
         match_key: late.key.clone(),
         response_code: code.clone(),
-        message: without_fields(specs::cups_pos(), &late.body, &SENSITIVE_FIELDS),
+        message: journal_form(link, &late.body),
     };
     if let Err(e) = sh.store.record_link_event(event).await {
         error!(code = "STORE", event = %kind, "cannot journal a link event: {e}");
@@ -376,4 +396,33 @@ async fn late_decline(sh: &Shared, jid: i64, code: Option<String>) {
         }
         Err(err) => error!(code = "STORE", entry = jid, "{err}"),
     }
+}
+
+/// A late response as journaled: in `cups-pos` form (as every other journaled message),
+/// without the sensitive fields; the link's own form when it does not fit `cups-pos`.
+fn journal_form(link: &Link, body: &[u8]) -> Vec<u8> {
+    let spec = link.spec();
+    let cups = specs::cups_pos();
+    if std::ptr::eq(spec, cups) {
+        return without_fields(cups, body, &SENSITIVE_FIELDS);
+    }
+    let Ok(msg) = decode(spec, body) else {
+        return Vec::new();
+    };
+    let mut buf = msg.to_buf();
+    for n in SENSITIVE_FIELDS {
+        buf.remove(n);
+    }
+    buf.remove(128);
+    buf.to_vec(cups)
+        .or_else(|_| buf.to_vec(spec))
+        .unwrap_or_default()
+}
+
+/// Field 39 of a response on `link`, in the 2-character form of `cups-pos` when it fits
+/// (ISO 8583:1993's `000` is `00`), else as carried.
+fn response_code(link: &Link, body: &[u8]) -> Option<String> {
+    let msg = decode(link.spec(), body).ok()?;
+    let code = msg.field(39)?.to_string();
+    Some(crate::wire::fit_text(specs::cups_pos(), 39, &code).unwrap_or(code))
 }

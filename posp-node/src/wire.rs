@@ -1,0 +1,235 @@
+//! Spec-aware message helpers shared by the front end and the center: which built-in
+//! dialects the upstream link may speak, where a message's MAC goes, its MAC block, and the
+//! bytes of binary fields whatever their wire form.
+//!
+//! The terminals always speak `cups-pos`; the link between the front end and the center
+//! speaks the dialect of `[[link]] spec` and `[center] spec` (see PROTOCOL.md, "Links").
+//!
+//! **Where the MAC goes** (ISO 8583:1987, 5.3.2): field 64 when the message has no secondary
+//! bitmap, field 128 when it has one (a field above 64 is present) and the spec defines 128.
+//! The MAC is the last field; the MAC block is the message from the MTI up to the MAC
+//! field. Its wire form is the spec's: 8 raw bytes where field 64/128 is binary
+//! (`cups-pos`, `iso87-binary`), 16 hex-ASCII characters where it is hex (`iso87-ascii`,
+//! `iso93-ascii`).
+
+use iso8583_wire::{Encoding, Field, Length, Message, MessageBuf, Spec, specs};
+
+/// The built-in specs `[[link]] spec` and `[center] spec` accept.
+pub const UPSTREAM_SPECS: [&str; 4] = ["cups-pos", "iso87-binary", "iso87-ascii", "iso93-ascii"];
+
+/// The built-in spec named `name`, or why not (the text names the accepted names).
+pub fn upstream_spec(name: &str) -> Result<&'static Spec, String> {
+    if UPSTREAM_SPECS.contains(&name)
+        && let Some(spec) = specs::by_name(name)
+    {
+        return Ok(spec);
+    }
+    Err(format!(
+        "{name:?} is not a built-in spec (one of {})",
+        UPSTREAM_SPECS
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// The MAC field of a message to build: 128 when it has a field above 64 (so a secondary
+/// bitmap) and `spec` defines 128, else 64.
+pub fn mac_field(spec: &Spec, buf: &MessageBuf<'_>) -> u16 {
+    let secondary = buf.fields().any(|(n, _)| n > 64 && n != 128);
+    if secondary && spec.field(128).is_some() {
+        128
+    } else {
+        64
+    }
+}
+
+/// The bytes the 8-byte MAC takes on the wire in field `n` of `spec`: 16 when hex-ASCII,
+/// else 8.
+fn mac_width(spec: &Spec, n: u16) -> usize {
+    match spec.field(n).map(|f| f.encoding) {
+        Some(Encoding::HexAscii) => 16,
+        _ => 8,
+    }
+}
+
+/// Encodes `buf` with a zero MAC in its [`mac_field`] (the other MAC field removed) and
+/// returns the body; [`mab`] is its MAC block and [`put_mac`] fills the MAC in.
+pub fn encode_for_mac(
+    spec: &Spec,
+    buf: &mut MessageBuf<'_>,
+) -> Result<Vec<u8>, iso8583_wire::Error> {
+    let n = mac_field(spec, buf);
+    buf.remove(if n == 64 { 128 } else { 64 });
+    buf.set(n, vec![0u8; 8]);
+    buf.to_vec(spec)
+}
+
+/// The MAC width of a body built by [`encode_for_mac`] (field 64 and 128 share their
+/// encoding in every built-in spec).
+fn body_mac_width(spec: &Spec) -> usize {
+    mac_width(spec, 64)
+}
+
+/// Puts an 8-byte MAC into the MAC field of a body built by [`encode_for_mac`] (the last
+/// field), in the spec's wire form.
+pub fn put_mac(spec: &Spec, body: &mut [u8], mac: &[u8]) {
+    let width = body_mac_width(spec);
+    let n = body.len();
+    if n < width || mac.len() != 8 {
+        return;
+    }
+    let Some(slot) = body.get_mut(n - width..) else {
+        return;
+    };
+    if width == 16 {
+        let text = hex::encode_upper(mac);
+        slot.copy_from_slice(text.as_bytes());
+    } else {
+        slot.copy_from_slice(mac);
+    }
+}
+
+/// The MAC block of a body built by [`encode_for_mac`]: everything before the MAC field.
+pub fn mab<'b>(spec: &Spec, body: &'b [u8]) -> &'b [u8] {
+    body.get(..body.len().saturating_sub(body_mac_width(spec)))
+        .unwrap_or_default()
+}
+
+/// The MAC a received message carries and the block it covers: field 128 when the message
+/// has a secondary bitmap, else field 64; it must be the last field and 8 bytes. `Err` says
+/// what is wrong.
+pub fn received_mac<'b>(msg: &Message<'_>, body: &'b [u8]) -> Result<(&'b [u8], [u8; 8]), String> {
+    let n = if msg.bitmap().contains(1) { 128 } else { 64 };
+    let f = msg.field(n).ok_or_else(|| format!("no field {n} (MAC)"))?;
+    let mac: [u8; 8] = binary_value(&f)
+        .and_then(|v| <[u8; 8]>::try_from(v).ok())
+        .ok_or_else(|| format!("field {n} is not an 8-byte MAC"))?;
+    if f.body_offset() + f.raw().len() != body.len() {
+        return Err(format!("field {n} (MAC) is not the last field"));
+    }
+    Ok((body.get(..f.offset()).unwrap_or_default(), mac))
+}
+
+/// The bytes of a binary field (raw, or decoded from hex-ASCII); `None` when not binary or
+/// not valid hex.
+pub fn binary_value(f: &Field<'_>) -> Option<Vec<u8>> {
+    f.binary().ok().map(|b| b.to_vec())
+}
+
+/// A text value from an upstream message made to fit field `n` of `spec` (the terminals'
+/// spec) by undoing the padding a longer upstream field added: leading zeros (of a number),
+/// else trailing spaces (of text) (ISO 8583:1993's 3-digit field 39 carries `00` as `000`, its
+/// 12-digit field 12 carries `hhmmss` as `000000hhmmss`). `None` when the value does not fit
+/// (a real 1993 action code such as `100`, a date and time in field 12) or `spec` has no
+/// field `n`.
+pub fn fit_text(spec: &Spec, n: u16, value: &str) -> Option<String> {
+    let def = spec.field(n)?;
+    let (min, max) = match def.length {
+        Length::Fixed(l) => (usize::from(l), usize::from(l)),
+        Length::Var { max, .. } => (0, usize::from(max)),
+    };
+    let mut v = value;
+    if v.len() > max {
+        // The upstream field's padding: leading zeros of a number, trailing spaces of text.
+        let extra = v.len() - max;
+        v = match v.split_at_checked(extra) {
+            Some((pad, rest)) if pad.bytes().all(|b| b == b'0') => rest,
+            _ => v.trim_end_matches(' '),
+        };
+    }
+    (v.len() <= max && (v.len() >= min || def.pad_short)).then(|| v.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use iso8583_wire::decode;
+
+    fn purchase() -> MessageBuf<'static> {
+        let mut m = MessageBuf::new("0200").unwrap();
+        m.set(3, "000000")
+            .set(4, "000000001234")
+            .set(11, "000042")
+            .set(32, "48020000")
+            .set(41, "10000001")
+            .set(42, "898100012340001")
+            .set(52, vec![0xA5u8; 8])
+            .set(60, "22000001");
+        m
+    }
+
+    #[test]
+    fn the_mac_is_the_last_field_in_each_dialects_form() {
+        let mac = [1u8, 2, 3, 4, 5, 6, 7, 8];
+        for name in UPSTREAM_SPECS {
+            if name == "iso93-ascii" {
+                continue; // field 60 is the same, but 93's 12/22/25 differ; not built here
+            }
+            let spec = upstream_spec(name).unwrap();
+            let mut m = purchase();
+            let mut body = encode_for_mac(spec, &mut m).unwrap();
+            let block = mab(spec, &body).to_vec();
+            put_mac(spec, &mut body, &mac);
+            let msg = decode(spec, &body).unwrap();
+            let (got_block, got) = received_mac(&msg, &body).unwrap();
+            assert_eq!(got, mac, "{name}");
+            assert_eq!(got_block, &block[..], "{name}");
+            assert_eq!(
+                binary_value(&msg.field(52).unwrap()).unwrap(),
+                vec![0xA5u8; 8]
+            );
+            let wire_len = if name == "iso87-ascii" { 16 } else { 8 };
+            assert_eq!(body.len() - block.len(), wire_len, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_secondary_bitmap_moves_the_mac_to_128() {
+        let spec = upstream_spec("iso87-binary").unwrap();
+        let mut m = purchase();
+        m.set(70, "301");
+        assert_eq!(mac_field(spec, &m), 128);
+        let mut body = encode_for_mac(spec, &mut m).unwrap();
+        put_mac(spec, &mut body, &[9u8; 8]);
+        let msg = decode(spec, &body).unwrap();
+        assert!(!msg.has(64));
+        assert_eq!(received_mac(&msg, &body).unwrap().1, [9u8; 8]);
+        // cups-pos has no field 128: the MAC stays in 64.
+        let cups = upstream_spec("cups-pos").unwrap();
+        assert_eq!(mac_field(cups, &m), 64);
+    }
+
+    #[test]
+    fn padding_of_longer_upstream_fields_is_undone() {
+        let cups = specs::cups_pos();
+        assert_eq!(fit_text(cups, 39, "000").as_deref(), Some("00"));
+        assert_eq!(fit_text(cups, 39, "05").as_deref(), Some("05"));
+        assert_eq!(fit_text(cups, 39, "100"), None);
+        assert_eq!(
+            fit_text(cups, 12, "000000092041").as_deref(),
+            Some("092041")
+        );
+        assert_eq!(fit_text(cups, 12, "251129092041"), None);
+        assert_eq!(
+            fit_text(cups, 37, "633300000001").as_deref(),
+            Some("633300000001")
+        );
+        assert_eq!(
+            fit_text(cups, 54, "1002156C000000001000").as_deref(),
+            Some("1002156C000000001000")
+        );
+        assert_eq!(fit_text(cups, 22, "021         ").as_deref(), Some("021"));
+        assert_eq!(fit_text(cups, 77, "1"), None);
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_the_choices() {
+        assert_eq!(
+            upstream_spec("iso87").unwrap_err(),
+            "\"iso87\" is not a built-in spec (one of \"cups-pos\", \"iso87-binary\", \"iso87-ascii\", \"iso93-ascii\")"
+        );
+    }
+}
