@@ -809,25 +809,8 @@ fn update_entry(
             to: update.to,
         });
     }
-    conn.prepare_cached(
-        "UPDATE journal SET state = ?2, updated_at = ?3, \
-         response_code = COALESCE(?4, response_code), rrn = COALESCE(?5, rrn), \
-         auth_code = COALESCE(?6, auth_code), upstream_stan = COALESCE(?7, upstream_stan), \
-         response_hex = COALESCE(?8, response_hex) WHERE id = ?1",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            id,
-            update.to.as_str(),
-            update.at,
-            update.response_code,
-            update.rrn,
-            update.auth_code,
-            update.upstream_stan,
-            update.response.as_deref().map(hex::encode_upper),
-        ])
-    })
-    .map_err(sql("update a journal entry's state"))?;
+    let response_hex = update.response.as_deref().map(hex::encode_upper);
+    set_entry_state(conn, id, &update, response_hex)?;
     entry.state = update.to;
     entry.updated_at = update.at;
     if update.response_code.is_some() {
