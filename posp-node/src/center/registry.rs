@@ -385,6 +385,21 @@ pub(crate) const INNER: SavepointSql = SavepointSql {
     rollback: "ROLLBACK TO inner",
 };
 
+/// A unit of work's first stage: `f` in its own savepoint of the batch's transaction, or,
+/// when the batch did not begin (`None`), an error (the delivery reports why).
+fn run_unit<T>(
+    c: Option<&mut Connection>,
+    f: impl FnOnce(&Connection) -> Result<T, CenterError>,
+) -> Result<T, CenterError> {
+    match c {
+        Some(c) => in_savepoint(c, &UNIT, f),
+        None => Err(CenterError::Database {
+            op: "group commit",
+            detail: "not run".to_owned(),
+        }),
+    }
+}
+
 /// Runs `f` in a savepoint (statements from the cache): an error from `f` rolls back `f`'s
 /// work alone and is returned; what was written before the savepoint stays.
 pub(crate) fn in_savepoint<T>(
@@ -673,14 +688,7 @@ impl Registry {
     ) -> Result<T, CenterError> {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, CenterError>>();
         let job: Job = Box::new(move |c: Option<&mut Connection>| {
-            let result = match c {
-                Some(c) => in_savepoint(c, &UNIT, f),
-                // The batch did not begin: the delivery below reports why.
-                None => Err(CenterError::Database {
-                    op: "group commit",
-                    detail: "not run".to_owned(),
-                }),
-            };
+            let result = run_unit(c, f);
             Ran {
                 deliver: Box::new(move |committed: Result<(), String>, _| {
                     let out = match committed {
@@ -721,13 +729,7 @@ impl Registry {
         });
         let for_job = Arc::clone(&follow);
         let job: Job = Box::new(move |c: Option<&mut Connection>| {
-            let result = match c {
-                Some(c) => in_savepoint(c, &UNIT, f),
-                None => Err(CenterError::Database {
-                    op: "group commit",
-                    detail: "not run".to_owned(),
-                }),
-            };
+            let result = run_unit(c, f);
             let follow = result.is_ok().then_some(for_job);
             // The caller may have gone away; the unit stands regardless.
             let _ = ran_tx.send(result);
