@@ -73,7 +73,7 @@ pub fn decode<'a>(spec: &'a Spec, data: &'a [u8]) -> Result<Message<'a>> {
 /// field whose content fails.
 ///
 /// ```
-/// use iso8583_wire::{ErrorKind, decode_validated, specs};
+/// use iso8583_wire::{decode_validated, specs};
 /// let spec = specs::iso87_ascii();
 /// let msg = decode_validated(spec, b"0800822000000000000004000000000000001128113245000001301")?;
 /// assert_eq!(msg.field(11).map(|f| f.to_u64()), Some(Ok(1)));
@@ -269,6 +269,11 @@ impl<'a> Message<'a> {
             r => *self.ends.get(r - 1)?,
         } as usize;
         let end = *self.ends.get(rank)? as usize;
+        self.field_at(n, start, end)
+    }
+
+    /// The view of field `n`, which occupies `start..end` (prefix included).
+    fn field_at(&self, n: u16, start: usize, end: usize) -> Option<Field<'a>> {
         let (def, c) = self.spec.def(n)?;
         let body_start = start + c.prefix_width as usize * c.var as usize;
         Some(Field {
@@ -282,7 +287,9 @@ impl<'a> Message<'a> {
 
     /// The decoded fields in ascending order.
     pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + '_ {
-        self.bitmap.iter().filter_map(move |n| self.field(n))
+        // In field order over the recorded ends: no rank is recomputed per field.
+        self.spans()
+            .filter_map(move |(n, start, end)| self.field_at(n, start, end))
     }
 
     /// Number of data fields decoded.
@@ -323,11 +330,7 @@ impl<'a> Message<'a> {
         for (n, field_start, end) in self.spans() {
             let c = spec.compiled(n);
             let body_start = field_start + c.prefix_width as usize * c.var as usize;
-            if matches!(
-                c.check,
-                Check::DIGITS | Check::AN | Check::ANS | Check::HEX | Check::TRACK | Check::BCD
-            ) {
-                // (`BCD` is only ever the check of a fixed field: no prefix to include.)
+            if c.check.joins_runs() {
                 let from = if c.var && c.prefix == PrefixEncoding::Ascii {
                     field_start
                 } else {

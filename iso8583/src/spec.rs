@@ -538,6 +538,16 @@ impl Check {
     /// BCD `n` of a fixed, even number of digits (so no pad nibble): every nibble 0-9.
     pub const BCD: Check = Check(Self::PACKED);
 
+    /// Whether adjacent fields under this check can be checked as one stretch of bytes: a
+    /// plain byte scan that accepts ASCII digits, so that an ASCII length prefix between two
+    /// bodies passes too. (`BCD` is only ever the check of a fixed field: no prefix.)
+    pub const fn joins_runs(self) -> bool {
+        matches!(
+            self,
+            Check::DIGITS | Check::AN | Check::ANS | Check::HEX | Check::TRACK | Check::BCD
+        )
+    }
+
     const fn of(d: &FieldSpec) -> Check {
         match (d.encoding, d.class) {
             (Encoding::Binary, _) => Check::FREE,
