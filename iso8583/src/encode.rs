@@ -160,9 +160,9 @@ impl Value<'_> {
 pub struct MessageBuf<'v> {
     mti: [u8; 4],
     fields: Vec<(u16, Value<'v>)>,
-    /// The numbers in `fields` as bitmap words (1..=192; others set nothing), kept up to date
-    /// by `set` and `remove` so that encoding does not walk the fields for the bitmap.
-    present: [u64; 3],
+    /// The numbers in `fields` (1..=192; others set nothing), kept up to date by `set` and
+    /// `remove` so that encoding does not walk the fields for the bitmap.
+    present: Bitmap,
 }
 
 impl fmt::Debug for MessageBuf<'_> {
@@ -215,7 +215,7 @@ impl<'v> MessageBuf<'v> {
             }
             Err(i) => {
                 self.fields.insert(i, (n, value));
-                self.present = with_bit(self.present, n, true);
+                self.present.set(n);
             }
         }
         self
@@ -233,7 +233,7 @@ impl<'v> MessageBuf<'v> {
     /// Removes field `n`, returning its value.
     pub fn remove(&mut self, n: u16) -> Option<Value<'v>> {
         let i = self.fields.binary_search_by_key(&n, |(k, _)| *k).ok()?;
-        self.present = with_bit(self.present, n, false);
+        self.present.clear(n);
         Some(self.fields.remove(i).1)
     }
 
@@ -257,7 +257,7 @@ impl<'v> MessageBuf<'v> {
 
     /// The bitmap the message will carry under `spec` (bitmap bits included).
     pub fn bitmap(&self, spec: &Spec) -> Bitmap {
-        let mut words = self.present;
+        let mut words = self.present.words();
         // Bits 1 and (tertiary) 65 say whether later words follow, whatever was set there.
         words[0] &= !(1 << 63);
         let tertiary = spec.tertiary_bitmap();
@@ -345,20 +345,6 @@ impl<'v> MessageBuf<'v> {
         }
         Ok(())
     }
-}
-
-/// `words` with the bit of field `n` set or cleared (numbers outside 1..=192 change nothing).
-fn with_bit(mut words: [u64; 3], n: u16, on: bool) -> [u64; 3] {
-    let i = n.wrapping_sub(1);
-    if let Some(w) = words.get_mut(usize::from(i / 64)) {
-        let bit = 1u64 << (63 - i % 64);
-        if on {
-            *w |= bit;
-        } else {
-            *w &= !bit;
-        }
-    }
-    words
 }
 
 fn write_tertiary(spec: &Spec, out: &mut impl Output, word: u64, start: usize) -> Result<()> {
@@ -1006,9 +992,10 @@ impl<'a> Message<'a> {
         }
         let mut mti = [0u8; 4];
         mti.copy_from_slice(self.mti().as_bytes().get(..4).unwrap_or(b"0000"));
-        let present = fields
-            .iter()
-            .fold([0; 3], |words, &(n, _)| with_bit(words, n, true));
+        let mut present = Bitmap::new();
+        for &(n, _) in &fields {
+            present.set(n);
+        }
         MessageBuf {
             mti,
             fields,
