@@ -103,9 +103,7 @@ pub fn mab<'b>(spec: &Spec, body: &'b [u8]) -> &'b [u8] {
 pub fn received_mac<'b>(msg: &Message<'_>, body: &'b [u8]) -> Result<(&'b [u8], [u8; 8]), String> {
     let n = if msg.bitmap().contains(1) { 128 } else { 64 };
     let f = msg.field(n).ok_or_else(|| format!("no field {n} (MAC)"))?;
-    let mac: [u8; 8] = binary_value(&f)
-        .and_then(|v| <[u8; 8]>::try_from(v).ok())
-        .ok_or_else(|| format!("field {n} is not an 8-byte MAC"))?;
+    let mac: [u8; 8] = binary_array(&f).ok_or_else(|| format!("field {n} is not an 8-byte MAC"))?;
     if f.body_offset() + f.raw().len() != body.len() {
         return Err(format!("field {n} (MAC) is not the last field"));
     }
@@ -116,6 +114,14 @@ pub fn received_mac<'b>(msg: &Message<'_>, body: &'b [u8]) -> Result<(&'b [u8], 
 /// not valid hex.
 pub fn binary_value(f: &Field<'_>) -> Option<Vec<u8>> {
     f.binary().ok().map(|b| b.to_vec())
+}
+
+/// The bytes of a binary field of exactly `N` bytes (raw, or decoded from hex-ASCII), with
+/// no allocation; `None` when not binary, not valid hex or another length.
+pub fn binary_array<const N: usize>(f: &Field<'_>) -> Option<[u8; N]> {
+    let b = f.binary().ok()?;
+    let mut out = [0u8; N];
+    (b.len() == N && b.copy_to(&mut out).is_some()).then_some(out)
 }
 
 /// A text value from an upstream message made to fit field `n` of `spec` (the terminals'
@@ -159,6 +165,19 @@ mod tests {
             .set(52, vec![0xA5u8; 8])
             .set(60, "22000001");
         m
+    }
+
+    #[test]
+    fn binary_array_takes_exactly_its_length() {
+        for name in UPSTREAM_SPECS {
+            let spec = upstream_spec(name).unwrap();
+            let body = purchase().to_vec(spec).unwrap();
+            let msg = decode(spec, &body).unwrap();
+            let pin = msg.field(52).unwrap();
+            assert_eq!(binary_array::<8>(&pin), Some([0xA5; 8]), "{name}");
+            assert_eq!(binary_array::<7>(&pin), None);
+            assert_eq!(binary_array::<9>(&pin), None);
+        }
     }
 
     #[test]

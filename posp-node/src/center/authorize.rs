@@ -19,7 +19,7 @@ use iso8583_wire::describe::mask_pan;
 use iso8583_wire::tlv::{Tag, TlvBuilder, TlvReader};
 use iso8583_wire::{Message, MessageBuf, Spec, decode, decode_partial};
 
-use crate::wire::{binary_value, encode_for_mac, mab, put_mac, received_mac};
+use crate::wire::{binary_array, binary_value, encode_for_mac, mab, put_mac, received_mac};
 use pboc_sam::security::{HsmErrorCode, LoadRequest, PinTranslation, TacRequest};
 use pboc_sam::{MacAlgorithm, Pan, PinBlockFormat, SecurityModule};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -574,7 +574,7 @@ impl Authorizer {
             None => None,
         };
         let pin_block = match msg.field(52) {
-            Some(f) => Some(<[u8; 8]>::try_from(binary_value(&f)?).ok()?),
+            Some(f) => Some(binary_array::<8>(&f)?),
             None => None,
         };
         let req = Req {
