@@ -60,20 +60,33 @@ pub struct SoftHsm {
     lmk: Lmk,
     rng: Box<dyn RandomSource>,
     /// Keys already opened and checked, by [`opened_id`].
-    opened: Mutex<HashMap<Vec<u8>, DesKey>>,
+    opened: Mutex<HashMap<OpenedId, DesKey>>,
 }
 
 /// The most opened keys [`SoftHsm`] keeps (see the module documentation).
 pub const OPENED_KEYS: usize = 4096;
 
-/// What identifies an opened key: its type, length, cryptogram and check value, as bytes.
-fn opened_id(key: &KeyRef) -> Vec<u8> {
-    let mut id = Vec::with_capacity(2 + key.cryptogram.len() + key.kcv.as_bytes().len());
-    id.push(key.key_type as u8);
-    id.push(key.length.bytes() as u8);
-    id.extend_from_slice(&key.cryptogram);
-    id.extend_from_slice(key.kcv.as_bytes());
-    id
+/// What identifies an opened key: its type, length, cryptogram (up to 24 bytes, with its
+/// length) and check value (up to 8 bytes, with its length), packed into a fixed array so
+/// that a lookup allocates nothing.
+type OpenedId = [u8; 36];
+
+/// See [`OpenedId`]; `None` for a cryptogram or check value longer than any key opens with
+/// (such a `KeyRef` goes to the LMK, which refuses it).
+fn opened_id(key: &KeyRef) -> Option<OpenedId> {
+    let crypt = key.cryptogram.as_slice();
+    let kcv = key.kcv.as_bytes();
+    if crypt.len() > 24 || kcv.len() > 8 {
+        return None;
+    }
+    let mut id = [0u8; 36];
+    id[0] = key.key_type as u8;
+    id[1] = key.length.bytes() as u8;
+    id[2] = crypt.len() as u8;
+    id[3..3 + crypt.len()].copy_from_slice(crypt);
+    id[27] = kcv.len() as u8;
+    id[28..28 + kcv.len()].copy_from_slice(kcv);
+    Some(id)
 }
 
 impl fmt::Debug for SoftHsm {
@@ -233,12 +246,18 @@ impl SoftHsm {
     /// Decrypts a key of any type.
     fn open_any(&self, what: &'static str, key: &KeyRef) -> HsmResult<DesKey> {
         let id = opened_id(key);
-        if let Some(k) = self.opened_keys().get(&id) {
-            return Ok(k.clone());
+        if let Some(k) = id
+            .as_ref()
+            .and_then(|id| self.opened_keys().get(id).cloned())
+        {
+            return Ok(k);
         }
         let k = self
             .lmk
             .decrypt_key(what, key.key_type, key.length, &key.cryptogram, &key.kcv)?;
+        let Some(id) = id else {
+            return Ok(k);
+        };
         let mut opened = self.opened_keys();
         if opened.len() >= OPENED_KEYS {
             opened.clear();
@@ -247,7 +266,7 @@ impl SoftHsm {
         Ok(k)
     }
 
-    fn opened_keys(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, DesKey>> {
+    fn opened_keys(&self) -> std::sync::MutexGuard<'_, HashMap<OpenedId, DesKey>> {
         self.opened.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -664,6 +664,21 @@ fn opened_keys_are_reused_only_for_the_same_key_ref() {
     wrong_kcv.kcv = pboc_sam::Kcv::from_hex("00000000").unwrap();
     let e = run(hsm.generate_mac(&wrong_kcv, MacAlgorithm::UnionPayEcb, &mab)).unwrap_err();
     assert_eq!(e.code, HsmErrorCode::InvalidInput);
+    // A shorter check value that agrees is the same key; the same bytes padded with a zero
+    // to the full length are not (the table tells check values of different lengths apart).
+    let kcv = mak.kcv.as_bytes().to_vec();
+    let mut short = mak.clone();
+    short.kcv = pboc_sam::Kcv::from_hex(&hex::encode(&kcv[..3])).unwrap();
+    let m = run(hsm.generate_mac(&short, MacAlgorithm::UnionPayEcb, &mab)).unwrap();
+    assert_eq!(m, b"8A9E91B8");
+    let mut padded = mak.clone();
+    padded.kcv = pboc_sam::Kcv::from_hex(&format!("{}00", hex::encode(&kcv[..3]))).unwrap();
+    assert_ne!(
+        kcv[3], 0,
+        "this key's check value does not end in a zero byte"
+    );
+    let e = run(hsm.generate_mac(&padded, MacAlgorithm::UnionPayEcb, &mab)).unwrap_err();
+    assert_eq!(e.code, HsmErrorCode::InvalidInput);
 
     // The same cryptogram claimed as a ZAK: decrypted under the ZAK variant it is another
     // key, which fails its parity or its check value.
