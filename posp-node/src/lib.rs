@@ -10,6 +10,7 @@ pub mod demo;
 pub mod front;
 pub mod init;
 pub mod loadtest;
+pub(crate) mod net;
 pub mod possim;
 pub mod store;
 pub mod supervisor;

@@ -238,10 +238,12 @@ async fn connection(
     let (close_tx, mut close_rx) = watch::channel(false);
     let frame = shared.frame;
     let mut write_task = tokio::spawn(async move {
+        let mut out = Vec::with_capacity(crate::net::WRITE_BATCH);
         while let Some(body) = rx.recv().await {
-            let mut out = Vec::with_capacity(body.len() + 2);
-            if let Err(e) = frame.encode(None, None, &body, &mut out) {
-                warn!("reply not framed: {e}");
+            out.clear();
+            put_framed(frame, &body, &mut out);
+            crate::net::gather(&mut rx, &mut out, |b, o| put_framed(frame, &b, o));
+            if out.is_empty() {
                 continue;
             }
             if writer.write_all(&out).await.is_err() {
@@ -253,12 +255,14 @@ async fn connection(
     let permits = Arc::new(Semaphore::new(shared.max_in_flight));
     let mut tasks = JoinSet::new();
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut chunk = vec![0u8; 4096];
+    let mut chunk = vec![0u8; crate::net::READ_CHUNK];
     let mut count: u64 = 0;
     'read: loop {
         // Take every whole frame in the buffer.
+        // Frames are taken from `at` on and the buffer shifted once after the last one.
+        let mut at = 0;
         loop {
-            let (body, used) = match shared.frame.decode(&buf) {
+            let (body, used) = match shared.frame.decode(buf.get(at..).unwrap_or_default()) {
                 Ok(Some((f, used))) => (f.body.to_vec(), used),
                 Ok(None) => break,
                 Err(e) => {
@@ -266,7 +270,7 @@ async fn connection(
                     break 'read;
                 }
             };
-            buf.drain(..used);
+            at += used;
             let info = request_info(shared.auth.spec, &body);
             let plan = match &info.transaction {
                 Some((mti, stan, amount)) => {
@@ -313,6 +317,7 @@ async fn connection(
                 let _ = out.send(reply).await;
             });
         }
+        buf.drain(..at);
         while tasks.try_join_next().is_some() {}
         tokio::select! {
             _ = stopped.changed() => break,
@@ -403,14 +408,15 @@ async fn send_replies(
 ) -> bool {
     let (mut reader, mut writer) = stream.into_split();
     let mut chunk = vec![0u8; 1024];
-    let mut out = Vec::with_capacity(1024);
+    let mut out = Vec::with_capacity(crate::net::WRITE_BATCH);
     loop {
         tokio::select! {
             body = rx.recv() => {
                 let Some(body) = body else { break };
                 out.clear();
-                if let Err(e) = frame.encode(None, None, &body, &mut out) {
-                    warn!("reply not framed: {e}");
+                put_framed(frame, &body, &mut out);
+                crate::net::gather(rx, &mut out, |b, o| put_framed(frame, &b, o));
+                if out.is_empty() {
                     continue;
                 }
                 if writer.write_all(&out).await.is_err() {
@@ -425,15 +431,22 @@ async fn send_replies(
             _ = done.changed() => break,
         }
     }
-    while let Ok(body) = rx.try_recv() {
+    loop {
         out.clear();
-        if frame.encode(None, None, &body, &mut out).is_err() {
-            continue;
-        }
-        if writer.write_all(&out).await.is_err() {
+        crate::net::gather(rx, &mut out, |b, o| put_framed(frame, &b, o));
+        if out.is_empty() || writer.write_all(&out).await.is_err() {
             break;
         }
     }
     let _ = writer.shutdown().await;
     true
+}
+
+/// Appends `body` framed to `out`; a body too long for the frame is logged and left out.
+fn put_framed(frame: FrameConfig, body: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    if let Err(e) = frame.encode(None, None, body, out) {
+        out.truncate(start);
+        warn!("reply not framed: {e}");
+    }
 }

@@ -505,15 +505,21 @@ impl Link {
     /// Delivers every whole frame in `buf`: how many, or `None` on a bad frame.
     fn take_frames(&self, buf: &mut Vec<u8>) -> Option<u64> {
         let mut n = 0;
+        // Frames are taken from `at` on and the buffer shifted once at the end (shifting it
+        // after each frame moved the rest of a gathered group once per frame).
+        let mut at = 0;
         loop {
-            match self.frame.decode(buf) {
+            match self.frame.decode(buf.get(at..).unwrap_or_default()) {
                 Ok(Some((frame, used))) => {
                     let body = frame.body.to_vec();
-                    buf.drain(..used);
+                    at += used;
                     self.deliver(body);
                     n += 1;
                 }
-                Ok(None) => return Some(n),
+                Ok(None) => {
+                    buf.drain(..at);
+                    return Some(n);
+                }
                 Err(e) => {
                     warn!(link = %self.cfg.name, error = %e, code = "LINK_FRAME", "bad frame from the center");
                     buf.clear();
@@ -801,8 +807,12 @@ impl Link {
             let (tx, mut rx) = mpsc::channel::<Vec<u8>>(self.cfg.effective_in_flight().max(1));
             let writer_dead = dead.clone();
             writer = Some(tokio::spawn(async move {
+                let mut out = Vec::with_capacity(crate::net::WRITE_BATCH);
                 while let Some(frame) = rx.recv().await {
-                    if wr.write_all(&frame).await.is_err() {
+                    out.clear();
+                    out.extend_from_slice(&frame);
+                    crate::net::gather(&mut rx, &mut out, |f, o| o.extend_from_slice(&f));
+                    if wr.write_all(&out).await.is_err() {
                         break;
                     }
                 }
@@ -819,7 +829,7 @@ impl Link {
         }
 
         let mut buf: Vec<u8> = Vec::with_capacity(4096);
-        let mut chunk = vec![0u8; 4096];
+        let mut chunk = vec![0u8; crate::net::READ_CHUNK];
         let mut last_rx = Instant::now();
         let mut beat: Option<tokio::task::JoinHandle<bool>> = None;
         let mut served = Served::Closed;
