@@ -12,7 +12,7 @@
 //! (`cups-pos`, `iso87-binary`), 16 hex-ASCII characters where it is hex (`iso87-ascii`,
 //! `iso93-ascii`).
 
-use iso8583_wire::{Encoding, Field, Length, Message, MessageBuf, Spec, specs};
+use iso8583_wire::{Encoding, Field, Length, Mask, Message, MessageBuf, Spec, specs};
 
 /// The built-in specs `[[link]] spec` and `[center] spec` accept.
 pub const UPSTREAM_SPECS: [&str; 4] = ["cups-pos", "iso87-binary", "iso87-ascii", "iso93-ascii"];
@@ -32,6 +32,26 @@ pub fn upstream_spec(name: &str) -> Result<&'static Spec, String> {
             .collect::<Vec<_>>()
             .join(", ")
     ))
+}
+
+/// Fields left out of a journal copy whatever the spec says: the expiry date, the sign-in
+/// key block (62) and both MAC fields, besides every field the spec masks (card numbers,
+/// tracks, PIN blocks, secrets).
+pub const JOURNAL_LEFT_OUT: [u16; 4] = [14, 62, 64, 128];
+
+/// A message as a journal keeps it: re-encoded in `spec` without the fields of
+/// [`JOURNAL_LEFT_OUT`] and without any field `spec` masks in descriptions, so no card
+/// number, track, PIN block, key or MAC is stored. Empty when it does not re-encode.
+pub fn journal_copy(spec: &Spec, msg: &Message<'_>) -> Vec<u8> {
+    let mut buf = msg.to_buf();
+    for f in msg.fields() {
+        let n = f.number();
+        let masked = spec.field(n).is_some_and(|d| d.mask != Mask::None);
+        if masked || JOURNAL_LEFT_OUT.contains(&n) {
+            buf.remove(n);
+        }
+    }
+    buf.to_vec(spec).unwrap_or_default()
 }
 
 /// The MAC field of a message to build: 128 when it has a field above 64 (so a secondary
@@ -165,6 +185,42 @@ mod tests {
             .set(52, vec![0xA5u8; 8])
             .set(60, "22000001");
         m
+    }
+
+    #[test]
+    fn a_journal_copy_has_no_card_number_track_pin_key_or_mac() {
+        for name in UPSTREAM_SPECS {
+            let spec = upstream_spec(name).unwrap();
+            let mut m = purchase();
+            m.set(2, "6212340000000001")
+                .set(14, "3012")
+                .set(35, "6212340000000001=30121010000000000")
+                .set(62, b"0123456789ABCDEF".to_vec())
+                .set(64, vec![0xEEu8; 8]);
+            if spec.field(128).is_some() {
+                // A field above 64 moves the MAC to 128.
+                m.remove(64);
+                m.set(102, "ACC-1").set(128, vec![0xEEu8; 8]);
+            }
+            let body = m.to_vec(spec).unwrap();
+            let msg = decode(spec, &body).unwrap();
+            let copy = journal_copy(spec, &msg);
+            let kept = decode(spec, &copy).unwrap();
+            let numbers: Vec<u16> = kept.fields().map(|f| f.number()).collect();
+            let mut want = vec![3, 4, 11, 32, 41, 42, 60];
+            if spec.field(128).is_some() {
+                want.push(102);
+            }
+            assert_eq!(numbers, want, "{name}");
+            assert_eq!(kept.mti(), "0200");
+            for n in want {
+                assert_eq!(
+                    kept.field(n).unwrap().raw(),
+                    msg.field(n).unwrap().raw(),
+                    "{name} field {n}"
+                );
+            }
+        }
     }
 
     #[test]

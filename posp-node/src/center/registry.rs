@@ -25,7 +25,7 @@
 //! | `cards` | bank cards (PAN) and purse cards (application serial as 16 digits): kind, account (a purse's funding account), status, expiry YYMM, PIN verification data, PIN tries, limits |
 //! | `blacklist` | card numbers refused whatever their status (`62`) |
 //! | `auths` | one row per transaction message answered: matching key (32, 41, 11), kind, amount, card, account, response code, RRN, authorization code, state, the original it refers to, the response as sent (replayed to duplicates), load data |
-//! | `messages` | the journal: every request and response, PAN masked, described with card data, PIN blocks and MACs masked |
+//! | `messages` | the journal: every request and response, its masked PAN, and the message itself without the fields a description masks (card numbers, tracks, PIN blocks, MACs) or the expiry and key fields; described, masked, when read |
 //! | `counters` | the RRN sequence |
 //!
 //! PIN verification data is the card's ISO 9564 format 0 PIN block encrypted under the PIN
@@ -37,6 +37,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use iso8583_wire::{decode_partial, specs};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -342,7 +343,9 @@ CREATE TABLE IF NOT EXISTS messages (
     stan INTEGER,
     pan_masked TEXT,
     response_code TEXT,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    spec TEXT,
+    message BLOB
 );
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
@@ -648,6 +651,7 @@ impl Registry {
             .map_err(sql("enable query planner stability"))?;
         conn.execute_batch(SCHEMA)
             .map_err(sql("create center schema"))?;
+        add_message_columns(&conn)?;
         let conn = Arc::new(Mutex::new(conn));
         let (tx, rx) = channel::<Job>();
         let shared = conn.clone();
@@ -899,8 +903,8 @@ impl Registry {
         self.with(|c| {
             let mut stmt = c
                 .prepare(
-                    "SELECT direction, mti, stan, terminal, pan_masked, response_code, text \
-                     FROM messages ORDER BY id",
+                    "SELECT direction, mti, stan, terminal, pan_masked, response_code, text, \
+                     spec, message FROM messages ORDER BY id",
                 )
                 .map_err(sql("read journal"))?;
             let rows = stmt
@@ -914,7 +918,11 @@ impl Registry {
                         terminal: r.get(3)?,
                         pan_masked: r.get(4)?,
                         response_code: r.get(5)?,
-                        text: r.get(6)?,
+                        text: described(
+                            r.get(6)?,
+                            r.get::<_, Option<String>>(7)?.as_deref(),
+                            r.get::<_, Option<Vec<u8>>>(8)?.as_deref(),
+                        ),
                     })
                 })
                 .map_err(sql("read journal"))?;
@@ -922,6 +930,41 @@ impl Registry {
                 .map_err(sql("read journal"))
         })
     }
+}
+
+/// Databases made before messages were stored as bytes gain the two columns (their rows
+/// keep their text, and the new columns stay empty for them).
+fn add_message_columns(conn: &Connection) -> Result<(), CenterError> {
+    let has: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'message'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .map_err(sql("read the messages table's columns"))?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE messages ADD COLUMN spec TEXT; \
+             ALTER TABLE messages ADD COLUMN message BLOB;",
+        )
+        .map_err(sql("add the messages table's message columns"))?;
+    }
+    Ok(())
+}
+
+/// A journal row's text: its stored message described (masked) in its dialect, or the
+/// text stored with it (rows from before messages were stored as bytes, and notes).
+fn described(text: String, spec: Option<&str>, message: Option<&[u8]>) -> String {
+    let (Some(spec), Some(message)) = (spec.and_then(specs::by_name), message) else {
+        return text;
+    };
+    let (msg, err) = decode_partial(spec, message);
+    let mut out = msg.describe().to_string();
+    if let Some(e) = err {
+        out.push_str(&format!("(stored message does not decode: {e})\n"));
+    }
+    out
 }
 
 pub(crate) fn to_i64(v: u64) -> i64 {
@@ -1200,5 +1243,53 @@ mod tests {
         );
         assert_eq!(reg.balance("A").unwrap(), Some(399));
         assert_eq!(notes(&reg), vec!["in time", "late", "after"]);
+    }
+
+    #[test]
+    fn journal_rows_are_described_from_their_stored_message_and_old_rows_keep_their_text() {
+        let dir = crate::demo::temp_dir("posp-center-journal");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("center.db");
+        {
+            // A database from before messages were stored as bytes.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE messages (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, \
+                 direction TEXT NOT NULL, mti TEXT NOT NULL, acquirer TEXT, terminal TEXT, \
+                 stan INTEGER, pan_masked TEXT, response_code TEXT, text TEXT NOT NULL); \
+                 INSERT INTO messages (at_ms, direction, mti, text) \
+                 VALUES (1, 'in', '0200', 'described before');",
+            )
+            .unwrap();
+        }
+        let reg = Registry::open(&path).unwrap();
+        let spec = iso8583_wire::specs::cups_pos();
+        let mut m = iso8583_wire::MessageBuf::new("0200").unwrap();
+        m.set(11, "000042").set(41, "10000001");
+        let body = m.to_vec(spec).unwrap();
+        {
+            let c = reg.conn.lock().unwrap();
+            c.execute(
+                "INSERT INTO messages (at_ms, direction, mti, text, spec, message) \
+                 VALUES (2, 'in', '0200', '', 'cups-pos', ?1)",
+                params![body],
+            )
+            .unwrap();
+        }
+        let texts: Vec<String> = reg.journal().unwrap().into_iter().map(|l| l.text).collect();
+        let want = iso8583_wire::decode(spec, &body)
+            .unwrap()
+            .describe()
+            .to_string();
+        assert_eq!(texts, vec!["described before".to_owned(), want]);
+        assert!(
+            texts[1].starts_with("MTI    0200  (cups-pos)\n"),
+            "{}",
+            texts[1]
+        );
+        drop(reg);
+        // Opening again does not add the columns twice.
+        drop(Registry::open(&path).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
