@@ -275,7 +275,7 @@ impl<'a> Message<'a> {
     /// The view of field `n`, which occupies `start..end` (prefix included).
     fn field_at(&self, n: u16, start: usize, end: usize) -> Option<Field<'a>> {
         let (def, c) = self.spec.def(n)?;
-        let body_start = start + c.prefix_width as usize * c.var as usize;
+        let body_start = start + c.prefix_width as usize;
         Some(Field {
             number: n,
             def,
@@ -329,9 +329,9 @@ impl<'a> Message<'a> {
         };
         for (n, field_start, end) in self.spans() {
             let c = spec.compiled(n);
-            let body_start = field_start + c.prefix_width as usize * c.var as usize;
-            if c.check.joins_runs() {
-                let from = if c.var && c.prefix == PrefixEncoding::Ascii {
+            let body_start = field_start + c.prefix_width as usize;
+            if c.scan == Compiled::RUN_FROM_PREFIX || c.scan == Compiled::RUN_FROM_BODY {
+                let from = if c.scan == Compiled::RUN_FROM_PREFIX {
                     field_start
                 } else {
                     body_start
@@ -346,7 +346,7 @@ impl<'a> Message<'a> {
                         check: c.check,
                     };
                 }
-            } else if c.check != Check::FREE {
+            } else if c.scan == Compiled::ALONE {
                 good &= crate::validate::quick_in(c.check, data, body_start, end)
                     || spec.field(n).is_none_or(|def| {
                         let body = data.get(body_start..end).unwrap_or_default();
@@ -365,7 +365,7 @@ impl<'a> Message<'a> {
         let data = self.data;
         for (n, field_start, end) in self.spans() {
             let c = spec.compiled(n);
-            let body_start = field_start + c.prefix_width as usize * c.var as usize;
+            let body_start = field_start + c.prefix_width as usize;
             // Decoding checked every end against the input and stopped at any undefined
             // field, so these lookups do not fail (`Message::field` skips them too).
             let Some(body) = data.get(body_start..end) else {

@@ -25,8 +25,8 @@ use crate::bitmap::{self, Bitmap, hex_value};
 use crate::decode::Message;
 use crate::error::{Error, ErrorKind, Part, Result};
 use crate::spec::{
-    Align, BitmapEncoding, Check, Compiled, Counts, DataClass, Encoding, FieldSpec, Length,
-    MAX_FIELD, MtiEncoding, PrefixEncoding, Spec,
+    Align, BitmapEncoding, Compiled, Counts, DataClass, Encoding, FieldSpec, Length, MAX_FIELD,
+    MtiEncoding, PrefixEncoding, Spec,
 };
 use crate::validate::{self, all_hex, all_in_class};
 
@@ -504,16 +504,12 @@ fn check_length(
 /// reports the error.
 #[inline(always)]
 fn fast_field<O: Output>(c: Compiled, value: &Value<'_>, out: &mut Staged<'_, O>) -> bool {
-    if !c.defined || (c.var && c.prefix != PrefixEncoding::Ascii) {
-        return false;
-    }
-    // ASCII text and track classes allow no other kinds than these (and `FULL` none at all).
-    let text = c.check.0 != 0
-        && c.check.0 & !(Check::DIGIT | Check::LETTER | Check::PRINTABLE | Check::SEPARATOR) == 0;
-    let (bytes, hex) = match value {
-        Value::Text(t) if text => (t.as_bytes(), false),
-        Value::Bytes(b) if text => (&b[..], false),
-        Value::Bytes(b) if c.check == Check::HEX => (&b[..], true),
+    // Which fields qualify (defined, fixed or with an ASCII prefix, a plain text class or
+    // hex-ASCII bytes) is decided when the spec is compiled.
+    let (bytes, hex) = match (c.fast, value) {
+        (Compiled::TEXT, Value::Text(t)) => (t.as_bytes(), false),
+        (Compiled::TEXT, Value::Bytes(b)) => (&b[..], false),
+        (Compiled::HEX, Value::Bytes(b)) => (&b[..], true),
         _ => return false,
     };
     // Wire length, which for these encodings is also the prefix value and what the compiled
@@ -678,19 +674,9 @@ fn field(
     Ok(())
 }
 
-/// Upper-case hex digit of a nibble (0 to 15), computed rather than looked up so that whole
-/// blocks vectorise.
-#[inline(always)]
-pub(crate) fn hex_digit(nibble: u8) -> u8 {
-    // 7 more for A-F: an arithmetic shift turns "9 - nibble is negative" into an all-ones
-    // mask (a multiply by 7 would widen every lane to 16 bits).
-    let above9 = ((9i8 - nibble as i8) >> 7) as u8;
-    nibble + b'0' + (above9 & 7)
-}
-
 /// Appends `raw` as upper-case hex, two characters a byte. The characters are made 16 bytes
-/// at a time (fixed-length loops, which the compiler turns into vector shifts, adds and
-/// interleaves) and appended 128 at a time: field 55 of a chip transaction is 150 to 250 bytes.
+/// at a time (fixed-length loops over 16-bit lanes, which the compiler turns into vector
+/// arithmetic; see [`hex_block`]) and appended 128 at a time: field 55 of a chip transaction is 150 to 250 bytes.
 /// A length that is not a multiple of 16 ends with one more block over the last 16 bytes, of
 /// which only the characters not yet written are appended.
 fn put_hex(out: &mut impl Output, raw: &[u8]) {
@@ -728,15 +714,22 @@ fn tail_chars(raw: &[u8], tail: usize) -> ([u8; 32], usize, usize) {
 
 #[inline(always)]
 fn hex_block(src: &[u8; 16], dst: &mut [u8; 32]) {
-    let mut hi = [0u8; 16];
-    let mut lo = [0u8; 16];
+    // Each byte widened to a 16-bit lane holding its two nibbles in output order (high nibble
+    // in the low byte, as little-endian stores it first), then the digit rule on both bytes
+    // of the lane at once: adding 0x76 sets bit 7 of a byte exactly when its nibble is above
+    // 9, and no byte carries into the next (15 + 0x76 < 0x100). One lane width throughout,
+    // so the loop becomes plain 16-bit vector arithmetic (byte lanes had needed emulated
+    // byte shifts).
+    let mut lanes = [0u16; 16];
     for i in 0..16 {
-        hi[i] = hex_digit(src[i] >> 4);
-        lo[i] = hex_digit(src[i] & 0xF);
+        let b = src[i] as u16;
+        let v = (b >> 4) | ((b & 0xF) << 8);
+        let above9 = ((v + 0x7676) >> 7) & 0x0101;
+        lanes[i] = v + 0x3030 + above9 * 7;
     }
     for i in 0..16 {
-        dst[2 * i] = hi[i];
-        dst[2 * i + 1] = lo[i];
+        dst[2 * i] = lanes[i] as u8;
+        dst[2 * i + 1] = (lanes[i] >> 8) as u8;
     }
 }
 
