@@ -1,7 +1,8 @@
 //! Content validation: data classes, BCD nibbles and pad nibbles, hex digits.
 //!
-//! The checks run eight bytes at a time, branch-free, and only on failure walk again to find the
-//! offending byte and its offset.
+//! The checks run 16 bytes at a time (byte lanes, which the compiler turns into vector
+//! arithmetic) on bodies of 16 bytes or more, eight at a time in a word below that, and only on
+//! failure walk again to find the offending byte and its offset.
 
 use crate::bitmap::hex_value;
 use crate::error::{Error, ErrorKind, Part, Result};
@@ -95,19 +96,84 @@ fn bad_track(x: u64) -> u64 {
     bad_digits(x) & not_equal(x, b'=') & not_equal(x, b'D')
 }
 
-/// Whether no byte fails `bad`. Bodies of eight bytes or more go through whole words, the
-/// last word overlapping the one before when the length is not a multiple of eight; shorter
-/// bodies are packed into one word (bytes repeated where needed). No per-byte loop, no branch
-/// per byte, nothing copied.
+/// A content check in its two forms: on a word of eight bytes ([`word`](Scan::word), the
+/// predicates above) and on one byte ([`byte`](Scan::byte): true when the byte fails).
+trait Scan: Copy {
+    fn word(x: u64) -> u64;
+    fn byte(b: u8) -> bool;
+}
+
+/// Bytes outside `'0'..='9'`.
 #[inline(always)]
-fn all_words(bytes: &[u8], bad: impl Fn(u64) -> u64 + Copy) -> bool {
-    if let Some(last) = bytes.last_chunk::<8>() {
-        let (words, _) = bytes.as_chunks::<8>();
-        let mut acc = bad(u64::from_le_bytes(*last));
-        for w in words {
-            acc |= bad(u64::from_le_bytes(*w));
+fn not_digit(b: u8) -> bool {
+    b.wrapping_sub(b'0') > 9
+}
+
+macro_rules! scan {
+    ($name:ident, $word:expr, |$b:ident| $byte:expr) => {
+        #[derive(Clone, Copy)]
+        struct $name;
+        impl Scan for $name {
+            #[inline(always)]
+            fn word(x: u64) -> u64 {
+                $word(x)
+            }
+            #[inline(always)]
+            fn byte($b: u8) -> bool {
+                $byte
+            }
         }
-        acc & HIGH == 0
+    };
+}
+
+/// Bytes outside `'a'..='z'` once folded to lower case (`| 0x20`).
+#[inline(always)]
+fn not_letter(b: u8) -> bool {
+    (b | 0x20).wrapping_sub(b'a') > 25
+}
+
+scan!(Digits, some_not_digit, |b| not_digit(b));
+scan!(Printable, some_not_printable, |b| (b < 0x20) | (b == 0x7F));
+scan!(Letters, bad_letters, |b| not_letter(b));
+scan!(Alphanumeric, bad_alphanumeric, |b| not_digit(b)
+    & not_letter(b));
+scan!(Hex, bad_hex, |b| not_digit(b)
+    & ((b | 0x20).wrapping_sub(b'a') > 5));
+scan!(Track, bad_track, |b| not_digit(b)
+    & (b != b'=')
+    & (b != b'D'));
+scan!(Packed, bad_packed_digits, |b| (b >= 0xA0) | (b & 0x0F > 9));
+
+/// Whether no byte of `bytes` (16 or more) fails `S`, a block of 16 at a time (the last
+/// overlapping the one before). Each block is tested on its own and the loop stops at the
+/// first failing one: a loop with an exit is one the compiler does not vectorise across
+/// blocks (lane `i` of 16 blocks at a time, which a running OR or a fold to one `bool` per
+/// block had led it to), so each block becomes byte-lane vector arithmetic.
+#[inline(always)]
+fn all_blocks<S: Scan>(bytes: &[u8], last: &[u8; 16]) -> bool {
+    let (blocks, _) = bytes.as_chunks::<16>();
+    for block in blocks.iter().chain(core::iter::once(last)) {
+        let mut lanes = [0u8; 16];
+        for i in 0..16 {
+            lanes[i] = u8::from(S::byte(block[i]));
+        }
+        if u128::from_le_bytes(lanes) != 0 {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether no byte fails `S`. Bodies of 16 bytes or more go through [`all_blocks`]; bodies of
+/// eight to 15 bytes are two overlapping words; shorter bodies are packed into one word (bytes
+/// repeated where needed). No per-byte loop, no branch per byte, nothing copied.
+#[inline(always)]
+fn all_words<S: Scan>(bytes: &[u8], _: S) -> bool {
+    let bad = S::word;
+    if let Some(last) = bytes.last_chunk::<16>() {
+        all_blocks::<S>(bytes, last)
+    } else if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        (bad(u64::from_le_bytes(*first)) | bad(u64::from_le_bytes(*last))) & HIGH == 0
     } else if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
         let w = u64::from(u32::from_le_bytes(*first)) | u64::from(u32::from_le_bytes(*last)) << 32;
         bad(w) & HIGH == 0
@@ -126,13 +192,8 @@ fn all_words(bytes: &[u8], bad: impl Fn(u64) -> u64 + Copy) -> bool {
 /// it ends, the bytes before it replaced by `fill` (a byte the class accepts), with no branch on
 /// its length.
 #[inline(always)]
-fn all_words_in(
-    data: &[u8],
-    start: usize,
-    end: usize,
-    fill: u8,
-    bad: impl Fn(u64) -> u64 + Copy,
-) -> bool {
+fn all_words_in<S: Scan>(data: &[u8], start: usize, end: usize, fill: u8, scan: S) -> bool {
+    let bad = S::word;
     let len = end.wrapping_sub(start);
     if len <= 8
         && let Some(word) = end.checked_sub(8).and_then(|s| data.get(s..end))
@@ -143,19 +204,19 @@ fn all_words_in(
         let w = (u64::from_le_bytes(word) & keep) | ((LOW * u64::from(fill)) & !keep);
         return bad(w) & HIGH == 0;
     }
-    all_words(data.get(start..end).unwrap_or_default(), bad)
+    all_words(data.get(start..end).unwrap_or_default(), scan)
 }
 
 /// [`quick`] for the body `data[start..end]` of a message being decoded.
 #[inline(always)]
 pub(crate) fn quick_in(check: Check, data: &[u8], start: usize, end: usize) -> bool {
     match check {
-        Check::DIGITS => all_words_in(data, start, end, b'0', some_not_digit),
-        Check::AN => all_words_in(data, start, end, b'0', bad_alphanumeric),
-        Check::ANS => all_words_in(data, start, end, b' ', some_not_printable),
-        Check::HEX => all_words_in(data, start, end, b'0', bad_hex),
-        Check::TRACK => all_words_in(data, start, end, b'0', bad_track),
-        Check::BCD => all_words_in(data, start, end, 0x00, bad_packed_digits),
+        Check::DIGITS => all_words_in(data, start, end, b'0', Digits),
+        Check::AN => all_words_in(data, start, end, b'0', Alphanumeric),
+        Check::ANS => all_words_in(data, start, end, b' ', Printable),
+        Check::HEX => all_words_in(data, start, end, b'0', Hex),
+        Check::TRACK => all_words_in(data, start, end, b'0', Track),
+        Check::BCD => all_words_in(data, start, end, 0x00, Packed),
         Check::FREE => true,
         _ => quick(check, data.get(start..end).unwrap_or_default()),
     }
@@ -164,18 +225,18 @@ pub(crate) fn quick_in(check: Check, data: &[u8], start: usize, end: usize) -> b
 /// Whether every byte is an ASCII hex digit (either case).
 #[inline]
 pub(crate) fn all_hex(bytes: &[u8]) -> bool {
-    all_words(bytes, bad_hex)
+    all_words(bytes, Hex)
 }
 
 /// Whether every byte is in the class (ASCII bytes).
 #[inline]
 pub(crate) fn all_in_class(class: DataClass, bytes: &[u8]) -> bool {
     match class {
-        DataClass::N => all_words(bytes, some_not_digit),
-        DataClass::Ans => all_words(bytes, some_not_printable),
-        DataClass::An => all_words(bytes, bad_alphanumeric),
-        DataClass::A => all_words(bytes, bad_letters),
-        DataClass::Z => all_words(bytes, bad_track),
+        DataClass::N => all_words(bytes, Digits),
+        DataClass::Ans => all_words(bytes, Printable),
+        DataClass::An => all_words(bytes, Alphanumeric),
+        DataClass::A => all_words(bytes, Letters),
+        DataClass::Z => all_words(bytes, Track),
         DataClass::B => true,
         DataClass::As | DataClass::Ns => bytes.iter().all(|&c| class.accepts(c)),
         DataClass::XN => signed_amount(bytes),
@@ -186,7 +247,7 @@ pub(crate) fn all_in_class(class: DataClass, bytes: &[u8]) -> bool {
 #[inline(always)]
 fn signed_amount(bytes: &[u8]) -> bool {
     match bytes.split_first() {
-        Some((&sign, rest)) => ((sign == b'C') | (sign == b'D')) & all_words(rest, some_not_digit),
+        Some((&sign, rest)) => ((sign == b'C') | (sign == b'D')) & all_words(rest, Digits),
         None => true,
     }
 }
@@ -197,12 +258,12 @@ fn signed_amount(bytes: &[u8]) -> bool {
 #[inline(always)]
 pub(crate) fn quick(check: Check, body: &[u8]) -> bool {
     match check {
-        Check::DIGITS => all_words(body, some_not_digit),
-        Check::AN => all_words(body, bad_alphanumeric),
-        Check::ANS => all_words(body, some_not_printable),
-        Check::HEX => all_words(body, bad_hex),
-        Check::TRACK => all_words(body, bad_track),
-        Check::BCD => all_words(body, bad_packed_digits),
+        Check::DIGITS => all_words(body, Digits),
+        Check::AN => all_words(body, Alphanumeric),
+        Check::ANS => all_words(body, Printable),
+        Check::HEX => all_words(body, Hex),
+        Check::TRACK => all_words(body, Track),
+        Check::BCD => all_words(body, Packed),
         Check::AMOUNT => signed_amount(body),
         Check::FREE => true,
         _ => false,
