@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 const BIN: &str = env!("CARGO_BIN_EXE_posp-node");
 const SCHEMA_V1: &str = include_str!("../src/store/schema_v1.sql");
 const SCHEMA_V2: &str = include_str!("../src/store/schema_v2.sql");
+const SCHEMA_V3: &str = include_str!("../src/store/schema_v3.sql");
 
 /// A scratch directory removed on drop.
 struct Scratch(PathBuf);
@@ -48,17 +49,18 @@ fn journal(args: &[&str]) -> String {
     text(&out.stdout)
 }
 
-/// Creates an empty journal database at version 2, as the store does on open.
+/// Creates an empty journal database at version 3, as the store does on open.
 fn create(path: &Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
     conn.execute_batch(
         "CREATE TABLE schema_version (version INTEGER NOT NULL);
-         INSERT INTO schema_version (version) VALUES (1), (2);",
+         INSERT INTO schema_version (version) VALUES (1), (2), (3);",
     )
     .unwrap();
     conn.execute_batch(SCHEMA_V1).unwrap();
     conn.execute_batch(SCHEMA_V2).unwrap();
+    conn.execute_batch(SCHEMA_V3).unwrap();
     conn
 }
 

@@ -913,7 +913,11 @@ async fn unknown_outcome(
 /// goes to the center through the SAF.
 async fn terminal_reversal(sh: &Arc<Shared>, txn: &Txn, body: &[u8], session: &Session) -> Outcome {
     let name = TxnKind::Reversal.as_str();
-    let originals = match sh.store.by_terminal_stan(&txn.terminal_id, txn.stan).await {
+    let originals = match sh
+        .store
+        .by_terminal_batch_stan(&txn.terminal_id, txn.batch(), txn.stan)
+        .await
+    {
         Ok(v) => v,
         Err(e) => {
             error!(code = "STORE", at = "find original", "{e}");

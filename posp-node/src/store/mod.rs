@@ -189,10 +189,21 @@ pub trait Journal: Send + Sync {
         key: &IdempotencyKey,
     ) -> impl Future<Output = Result<Option<JournalEntry>, StoreError>> + Send;
 
-    /// The entries of a terminal with this STAN (STANs repeat across days and batches).
+    /// The entries of a terminal with this STAN (STANs repeat across days and batches),
+    /// oldest first. This reads all of the terminal's index entries; a reversal's search for
+    /// its original uses [`by_terminal_batch_stan`](Self::by_terminal_batch_stan).
     fn by_terminal_stan(
         &self,
         terminal_id: &str,
+        stan: u32,
+    ) -> impl Future<Output = Result<Vec<JournalEntry>, StoreError>> + Send;
+
+    /// The entries of a terminal's batch with this STAN (STANs repeat across days and
+    /// batches), oldest first.
+    fn by_terminal_batch_stan(
+        &self,
+        terminal_id: &str,
+        batch: u32,
         stan: u32,
     ) -> impl Future<Output = Result<Vec<JournalEntry>, StoreError>> + Send;
 

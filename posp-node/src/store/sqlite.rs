@@ -196,6 +196,15 @@ impl Journal for SqliteStore {
         self.reader.by_terminal_stan(terminal_id, stan)
     }
 
+    async fn by_terminal_batch_stan(
+        &self,
+        terminal_id: &str,
+        batch: u32,
+        stan: u32,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        self.reader.by_terminal_batch_stan(terminal_id, batch, stan)
+    }
+
     async fn by_rrn(&self, rrn: &str) -> Result<Vec<JournalEntry>, StoreError> {
         self.reader.by_rrn(rrn)
     }
@@ -397,7 +406,8 @@ impl SqliteReader {
         self.with_conn(|conn| select_entry_by_key(conn, &key))
     }
 
-    /// A terminal's entries with this STAN, oldest first.
+    /// A terminal's entries with this STAN, oldest first (a scan of the terminal's entries
+    /// in the terminal, batch, STAN index).
     pub fn by_terminal_stan(
         &self,
         terminal_id: &str,
@@ -408,6 +418,29 @@ impl SqliteReader {
                 conn,
                 &format!("SELECT {ENTRY_COLUMNS} FROM journal WHERE terminal_id = ?1 AND stan = ?2 ORDER BY id"),
                 &[Value::from(terminal_id.to_owned()), Value::from(stan)],
+            )
+        })
+    }
+
+    /// A terminal batch's entries with this STAN, oldest first (one index seek).
+    pub fn by_terminal_batch_stan(
+        &self,
+        terminal_id: &str,
+        batch: u32,
+        stan: u32,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        self.with_conn(|conn| {
+            select_entries(
+                conn,
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM journal \
+                     WHERE terminal_id = ?1 AND batch = ?2 AND stan = ?3 ORDER BY id"
+                ),
+                &[
+                    Value::from(terminal_id.to_owned()),
+                    Value::from(batch),
+                    Value::from(stan),
+                ],
             )
         })
     }

@@ -148,6 +148,14 @@ fn insert_then_look_up_by_every_key() {
         vec![c.clone()]
     );
     assert_eq!(
+        block_on(store.by_terminal_batch_stan("T0000002", 1, 11)).unwrap(),
+        vec![c.clone()]
+    );
+    assert_eq!(
+        block_on(store.by_terminal_batch_stan("T0000002", 2, 11)).unwrap(),
+        vec![]
+    );
+    assert_eq!(
         block_on(store.by_rrn("000000000777")).unwrap(),
         vec![b.clone()]
     );
@@ -805,12 +813,35 @@ fn schema_is_versioned_and_a_newer_one_is_refused() {
         .err()
         .unwrap();
     assert!(
-        err.to_string().contains("schema version 1 is older than 2"),
+        err.to_string().contains("schema version 1 is older than 3"),
         "{err}"
     );
     drop(open(&old.db()));
     let reader = SqliteReader::open(&old.db(), 1, Duration::from_secs(1)).unwrap();
     assert_eq!(reader.link_events(10).unwrap(), Vec::new());
+    // Version 3: the two terminal indexes became one.
+    let conn = rusqlite::Connection::open(old.db()).unwrap();
+    let indexes: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'journal' \
+             AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        indexes,
+        [
+            "journal_created",
+            "journal_local_date",
+            "journal_rrn",
+            "journal_terminal_batch_stan",
+            "journal_unfinished"
+        ]
+    );
+    drop(conn);
 
     let dir = Scratch::new("schema");
     drop(open(&dir.db()));
@@ -823,19 +854,19 @@ fn schema_is_versioned_and_a_newer_one_is_refused() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    conn.execute("INSERT INTO schema_version VALUES (3)", [])
+    conn.execute("INSERT INTO schema_version VALUES (4)", [])
         .unwrap();
     drop(conn);
     let err = SqliteStore::open(&dir.db(), &config()).err().unwrap();
     assert_eq!(
         err.to_string(),
         format!(
-            "{} is not a usable journal database: schema version 3 is newer than this posp-node understands (2)",
+            "{} is not a usable journal database: schema version 4 is newer than this posp-node understands (3)",
             dir.db().display()
         )
     );
