@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod block;
+mod des_core;
 mod hexutil;
 
 pub mod cipher;
@@ -67,11 +68,11 @@ pub mod bench_internals {
     }
 }
 
-/// The RustCrypto crates this crate is built on, re-exported so that callers (and the
-/// benches, which compare against raw DES block operations) use exactly the same versions.
+/// The RustCrypto crates this crate is built on (AES, SM4 and their cipher traits),
+/// re-exported so that callers use exactly the same versions. DES and triple DES are the
+/// crate's own table-driven implementation, not the RustCrypto `des` crate.
 pub mod primitives {
     pub use ::aes;
     pub use ::cipher;
-    pub use ::des;
     pub use ::sm4;
 }
