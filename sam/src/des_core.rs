@@ -8,8 +8,9 @@
 //! - [`SP`]: for each S-box, its 64 outputs already placed in their nibble and sent through the
 //!   permutation P (the "SP" tables, 8 x 64 `u32`), so a round's f function is eight lookups
 //!   and seven ORs or XORs.
-//! - [`PC1_NIBBLE`] and [`PC2_C`] / [`PC2_D`]: PC-1 by the key's sixteen nibbles and PC-2 by
-//!   seven-bit pieces of C and D, so a key schedule is 16 + 16 x 8 lookups with no bit loops.
+//! - [`PC1_NIBBLE`] and [`PC2_PIECES`]: PC-1 by the key's sixteen nibbles and PC-2 (with the
+//!   packing of the round key) by seven-bit pieces of C‖D, so a key schedule is 16 + 16 x 8
+//!   lookups with no bit loops.
 //!
 //! The initial permutation IP and its inverse are the usual five swap-and-mask steps (a bit
 //! matrix transpose); the expansion E is not done at all, because the halves are kept rotated
@@ -255,26 +256,19 @@ const fn group(k48: u64, j: u32) -> u32 {
     ((k48 >> (42 - 6 * j)) & 0x3F) as u32
 }
 
-/// PC-2 by seven-bit pieces of C (`half` 0) or D (`half` 1): entry `[m][v]` holds the
-/// round-key groups (as [`pack_groups`] lays them out) that PC-2 makes when piece `m`
-/// (0 = the most significant) of that half is `v` and every other bit of C‖D is zero. PC-2 selects only C bits for g0..g3 and only D bits
-/// for g4..g7 (checked in [`pc2_splits_at_28`]), so a C entry is stored as
-/// `[g0 g2 | g1 g3]` and a D entry as `[g4 g6 | g5 g7]`, high half | low half, and the two
-/// words of a round key are recombined with one mask and one shift each.
-const fn pc2_tables(half: u32) -> [[u32; 128]; 4] {
-    let mut t = [[0u32; 128]; 4];
+/// PC-2 by seven-bit pieces of C‖D: entry `[m][v]` is the round key, packed by
+/// [`pack_round_key`] into one `u64` (first word in the low half), that PC-2 makes when piece
+/// `m` of the 56-bit C‖D (0 = the most significant; 0..3 are C, 4..7 are D) is `v` and every
+/// other bit is zero. PC-2 and the packing only move bits, so the round key of any C‖D is the
+/// OR of its eight pieces' entries.
+const fn pc2_tables() -> [[u64; 128]; 8] {
+    let mut t = [[0u64; 128]; 8];
     let mut m = 0;
-    while m < 4 {
+    while m < 8 {
         let mut v = 0;
         while v < 128 {
-            let piece = (v as u64) << (21 - 7 * m);
-            let cd = if half == 0 { piece << 28 } else { piece };
-            let [even, odd] = pack_groups(permute(cd, 56, &PC2));
-            t[m][v] = if half == 0 {
-                (even & 0xFFFF_0000) | (odd >> 16)
-            } else {
-                (even << 16) | (odd & 0xFFFF)
-            };
+            let [k0, k1] = pack_round_key(permute((v as u64) << (49 - 7 * m), 56, &PC2));
+            t[m][v] = ((k1 as u64) << 32) | k0 as u64;
             v += 1;
         }
         m += 1;
@@ -282,8 +276,7 @@ const fn pc2_tables(half: u32) -> [[u32; 128]; 4] {
     t
 }
 
-static PC2_C: [[u32; 128]; 4] = pc2_tables(0);
-static PC2_D: [[u32; 128]; 4] = pc2_tables(1);
+static PC2_PIECES: [[u64; 128]; 8] = pc2_tables();
 
 // ---------------------------------------------------------------------------------------
 // IP and IP⁻¹ by swap-and-mask.
@@ -401,23 +394,9 @@ const fn round_key_meets_its_groups() -> bool {
     true
 }
 
-/// True if PC-2 takes round-key bits 1..24 only from C and 25..48 only from D (which the
-/// split [`PC2_C`] / [`PC2_D`] tables rely on).
-const fn pc2_splits_at_28() -> bool {
-    let mut i = 0;
-    while i < 48 {
-        if (i < 24) != (PC2[i] <= 28) {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
 const _: () = assert!(permutations_match_tables());
 const _: () = assert!(extraction_matches_e());
 const _: () = assert!(round_key_meets_its_groups());
-const _: () = assert!(pc2_splits_at_28());
 
 // ---------------------------------------------------------------------------------------
 // The key schedule and the rounds.
@@ -481,16 +460,12 @@ impl DesKeySchedule {
         for (pair, shift) in round_keys.as_chunks_mut::<2>().0.iter_mut().zip(SHIFTS) {
             c = rotate28(c, shift);
             d = rotate28(d, shift);
-            let cw = PC2_C[0][(c >> 21) as usize & 0x7F]
-                | PC2_C[1][(c >> 14) as usize & 0x7F]
-                | PC2_C[2][(c >> 7) as usize & 0x7F]
-                | PC2_C[3][c as usize & 0x7F];
-            let dw = PC2_D[0][(d >> 21) as usize & 0x7F]
-                | PC2_D[1][(d >> 14) as usize & 0x7F]
-                | PC2_D[2][(d >> 7) as usize & 0x7F]
-                | PC2_D[3][d as usize & 0x7F];
-            pair[0] = ((cw & 0xFFFF_0000) | (dw >> 16)).rotate_left(4);
-            pair[1] = (cw << 16) | (dw & 0xFFFF);
+            let t = &PC2_PIECES;
+            let rk = (t[0][(c >> 21) as usize & 0x7F] | t[1][(c >> 14) as usize & 0x7F])
+                | (t[2][(c >> 7) as usize & 0x7F] | t[3][c as usize & 0x7F])
+                | (t[4][(d >> 21) as usize & 0x7F] | t[5][(d >> 14) as usize & 0x7F])
+                | (t[6][(d >> 7) as usize & 0x7F] | t[7][d as usize & 0x7F]);
+            *pair = [rk as u32, (rk >> 32) as u32];
         }
         k.zeroize();
         cd.zeroize();
@@ -722,7 +697,6 @@ mod tests {
         assert!(permutations_match_tables());
         assert!(extraction_matches_e());
         assert!(round_key_meets_its_groups());
-        assert!(pc2_splits_at_28());
     }
 
     /// The key schedule against the definition: rotate C and D, then PC-2 bit by bit.
