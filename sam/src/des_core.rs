@@ -402,10 +402,10 @@ const _: () = assert!(round_key_meets_its_groups());
 // The key schedule and the rounds.
 // ---------------------------------------------------------------------------------------
 
-/// The 16 round keys of one DES key, each packed as two words (see [`pack_round_key`]).
-/// Zeroized on drop; not `Clone`; `Debug` shows nothing of the keys.
+/// The 16 round keys of one DES key, each packed by [`pack_round_key`] into one `u64` (first
+/// word in the low half). Zeroized on drop; not `Clone`; `Debug` shows nothing of the keys.
 pub(crate) struct DesKeySchedule {
-    round_keys: [u32; 32],
+    round_keys: [u64; 16],
 }
 
 impl Drop for DesKeySchedule {
@@ -420,22 +420,47 @@ impl fmt::Debug for DesKeySchedule {
     }
 }
 
-/// Rotates a 28-bit half of the key register left by `s`.
+/// How far C and D are rotated left in total before each round: the running sum of
+/// [`SHIFTS`].
+const ROTATIONS: [u32; 16] = {
+    let mut t = [0u32; 16];
+    let mut sum = 0;
+    let mut i = 0;
+    while i < 16 {
+        sum += SHIFTS[i];
+        t[i] = sum;
+        i += 1;
+    }
+    t
+};
+
+// After 16 rounds C and D are back where they started, so no rotation exceeds 28.
+const _: () = assert!(ROTATIONS[15] == 28);
+
+/// The round key for C and D rotated left by `s` (1..=28), from C and D each stored twice
+/// side by side (`cc` = C‖C, `dd` = D‖D, 56 bits each): there, C rotated left by `s` is the
+/// 28 bits that end `28 - s` bits from the bottom, so the seven-bit pieces are plain shifts.
+/// Called with constant `s` only, so every shift is a constant.
 #[inline(always)]
-const fn rotate28(x: u32, s: u32) -> u32 {
-    ((x << s) | (x >> (28 - s))) & 0x0FFF_FFFF
+fn round_key(cc: u64, dd: u64, s: u32) -> u64 {
+    let t = &PC2_PIECES;
+    let piece = |h: u64, m: u32| ((h >> (49 - s - 7 * m)) & 0x7F) as usize;
+    (t[0][piece(cc, 0)] | t[1][piece(cc, 1)])
+        | (t[2][piece(cc, 2)] | t[3][piece(cc, 3)])
+        | (t[4][piece(dd, 0)] | t[5][piece(dd, 1)])
+        | (t[6][piece(dd, 2)] | t[7][piece(dd, 3)])
 }
 
-/// The f function on a rotated half `x` with the round key `(k0, k1)` packed by
-/// [`pack_round_key`]; the result is in the rotated representation.
+/// The f function on a rotated half `x` with a round key packed by [`pack_round_key`]; the
+/// result is in the rotated representation.
 ///
 /// The eight table outputs occupy disjoint bits, so OR and XOR combine them alike; they are
 /// combined as a balanced tree of alternating ORs and XORs so the compiler keeps it a tree
 /// (three operations deep) instead of reassociating it into a chain of eight: f is on the
 /// critical path of every round.
 #[inline(always)]
-fn f(x: u32, k0: u32, k1: u32) -> u32 {
-    let [i1, i2, i3, i4, i5, i6, i7, i8] = sbox_inputs(x ^ k0, x ^ k1);
+fn f(x: u32, k: u64) -> u32 {
+    let [i1, i2, i3, i4, i5, i6, i7, i8] = sbox_inputs(x ^ k as u32, x ^ (k >> 32) as u32);
     let s12 = SP[0][i1 & 0x3F] | SP[1][i2 & 0x3F];
     let s34 = SP[2][i3 & 0x3F] | SP[3][i4 & 0x3F];
     let s56 = SP[4][i5 & 0x3F] | SP[5][i6 & 0x3F];
@@ -454,23 +479,32 @@ impl DesKeySchedule {
             cd |= PC1_NIBBLE[n][((k >> (60 - 4 * n)) & 0xF) as usize];
             n += 1;
         }
-        let mut c = (cd >> 28) as u32;
-        let mut d = (cd as u32) & 0x0FFF_FFFF;
-        let mut round_keys = [0u32; 32];
-        for (pair, shift) in round_keys.as_chunks_mut::<2>().0.iter_mut().zip(SHIFTS) {
-            c = rotate28(c, shift);
-            d = rotate28(d, shift);
-            let t = &PC2_PIECES;
-            let rk = (t[0][(c >> 21) as usize & 0x7F] | t[1][(c >> 14) as usize & 0x7F])
-                | (t[2][(c >> 7) as usize & 0x7F] | t[3][c as usize & 0x7F])
-                | (t[4][(d >> 21) as usize & 0x7F] | t[5][(d >> 14) as usize & 0x7F])
-                | (t[6][(d >> 7) as usize & 0x7F] | t[7][d as usize & 0x7F]);
-            *pair = [rk as u32, (rk >> 32) as u32];
-        }
+        let (c, d) = (cd >> 28, cd & 0x0FFF_FFFF);
+        let (mut cc, mut dd) = ((c << 28) | c, (d << 28) | d);
+        // Written out so that each call's rotation is a constant.
+        let r = ROTATIONS;
+        let round_keys = [
+            round_key(cc, dd, r[0]),
+            round_key(cc, dd, r[1]),
+            round_key(cc, dd, r[2]),
+            round_key(cc, dd, r[3]),
+            round_key(cc, dd, r[4]),
+            round_key(cc, dd, r[5]),
+            round_key(cc, dd, r[6]),
+            round_key(cc, dd, r[7]),
+            round_key(cc, dd, r[8]),
+            round_key(cc, dd, r[9]),
+            round_key(cc, dd, r[10]),
+            round_key(cc, dd, r[11]),
+            round_key(cc, dd, r[12]),
+            round_key(cc, dd, r[13]),
+            round_key(cc, dd, r[14]),
+            round_key(cc, dd, r[15]),
+        ];
         k.zeroize();
         cd.zeroize();
-        c.zeroize();
-        d.zeroize();
+        cc.zeroize();
+        dd.zeroize();
         Self { round_keys }
     }
 
@@ -478,24 +512,18 @@ impl DesKeySchedule {
     /// `(l, r)` = (L16, R16).
     #[inline(always)]
     fn encrypt_rounds(&self, l: &mut u32, r: &mut u32) {
-        let k = &self.round_keys;
-        let mut i = 0;
-        while i < 32 {
-            *l ^= f(*r, k[i], k[i + 1]);
-            *r ^= f(*l, k[i + 2], k[i + 3]);
-            i += 4;
+        for [k1, k2] in self.round_keys.as_chunks::<2>().0 {
+            *l ^= f(*r, *k1);
+            *r ^= f(*l, *k2);
         }
     }
 
     /// The 16 rounds with this schedule's keys in reverse order (decryption).
     #[inline(always)]
     fn decrypt_rounds(&self, l: &mut u32, r: &mut u32) {
-        let k = &self.round_keys;
-        let mut i = 32;
-        while i > 0 {
-            i -= 4;
-            *l ^= f(*r, k[i + 2], k[i + 3]);
-            *r ^= f(*l, k[i], k[i + 1]);
+        for [k1, k2] in self.round_keys.as_chunks::<2>().0.iter().rev() {
+            *l ^= f(*r, *k2);
+            *r ^= f(*l, *k1);
         }
     }
 
@@ -710,17 +738,14 @@ mod tests {
             let key = seed.to_be_bytes();
             let ks = DesKeySchedule::new(&key);
             let cd = permute(seed, 64, &PC1);
-            let (mut c, mut d) = ((cd >> 28) as u32, cd as u32 & 0x0FFF_FFFF);
+            let rotate28 = |x: u64, s: u32| ((x << s) | (x >> (28 - s))) & 0x0FFF_FFFF;
+            let (mut c, mut d) = (cd >> 28, cd & 0x0FFF_FFFF);
             for (round, shift) in SHIFTS.into_iter().enumerate() {
                 c = rotate28(c, shift);
                 d = rotate28(d, shift);
-                let k48 = permute((u64::from(c) << 28) | u64::from(d), 56, &PC2);
-                let expected = pack_round_key(k48);
-                assert_eq!(
-                    ks.round_keys[2 * round..2 * round + 2],
-                    expected,
-                    "round {round}"
-                );
+                let [k0, k1] = pack_round_key(permute((c << 28) | d, 56, &PC2));
+                let expected = (u64::from(k1) << 32) | u64::from(k0);
+                assert_eq!(ks.round_keys[round], expected, "round {round}");
             }
         }
     }
