@@ -1,14 +1,17 @@
 //! Payment-crypto benches for `pboc-sam`: every MAC over 64, 256 and 1024 bytes, the UnionPay
 //! "ECB" MAC and X9.19 over a 200-byte message next to the raw DES block operations X9.19
-//! needs, and PIN block encode/encrypt and translate.
+//! needs, PIN block encode/encrypt and translate, and pboc-sam's own DES engine (one block of
+//! DES, 2-key and 3-key 3DES, the key schedules, X9.19 over 128 bytes) beside the RustCrypto
+//! `des` crate.
 //!
 //! Run with `cargo bench -p benches --bench crypto`.
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use pboc_sam::primitives::cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
-use pboc_sam::primitives::des::Des;
+use des::cipher::{Array, BlockCipherEncrypt, KeyInit};
+use des::{Des, TdesEde2, TdesEde3};
+use pboc_sam::bench_internals::DesEngine;
 use pboc_sam::{AesKey, DesKey, Padding, Pan, Pin, PinBlockFormat, Sm4Key, mac, pinblock};
 
 fn message(len: usize) -> Vec<u8> {
@@ -24,6 +27,78 @@ fn key(hex: &str) -> DesKey {
 
 const K8: &str = "0123456789ABCDEF";
 const K16: &str = "0123456789ABCDEFFEDCBA9876543210";
+const K24: &str = "0123456789ABCDEFFEDCBA987654321089ABCDEF01234567";
+
+fn bytes<const N: usize>(hex_str: &str) -> [u8; N] {
+    let v = hex::decode(hex_str).unwrap_or_else(|e| panic!("{e}"));
+    v.try_into().unwrap_or_else(|_| panic!("bench key length"))
+}
+
+/// One block and one key schedule of pboc-sam's DES engine (what every DES MAC, PIN block and
+/// key function runs), beside the same operations of the RustCrypto `des` crate, plus X9.19
+/// over 128 bytes (16 single-DES encryptions, one decryption, one encryption, two schedules).
+fn des_engine(c: &mut Criterion) {
+    let mut group = c.benchmark_group("des");
+    for (name, hex_key) in [("single", K8), ("double", K16), ("triple", K24)] {
+        let k = key(hex_key);
+        let engine = DesEngine::new(&k);
+        group.bench_function(format!("encrypt/{name}"), |b| {
+            let mut block = [0x4Eu8, 0x6F, 0x77, 0x20, 0x69, 0x73, 0x20, 0x74];
+            b.iter(|| {
+                engine.encrypt(black_box(&mut block));
+                block
+            });
+        });
+        group.bench_function(format!("decrypt/{name}"), |b| {
+            let mut block = [0x3Fu8, 0xA4, 0x0E, 0x8A, 0x98, 0x4D, 0x48, 0x15];
+            b.iter(|| {
+                engine.decrypt(black_box(&mut block));
+                block
+            });
+        });
+        group.bench_function(format!("key_schedule/{name}"), |b| {
+            b.iter(|| DesEngine::new(black_box(&k)));
+        });
+    }
+
+    // The RustCrypto reference, the same blocks and keys.
+    let single = Des::new(&Array(bytes::<8>(K8)));
+    let double = TdesEde2::new(&Array(bytes::<16>(K16)));
+    let triple = TdesEde3::new(&Array(bytes::<24>(K24)));
+    group.bench_function("rustcrypto_encrypt/single", |b| {
+        let mut block = Array([0x4Eu8, 0x6F, 0x77, 0x20, 0x69, 0x73, 0x20, 0x74]);
+        b.iter(|| {
+            single.encrypt_block(black_box(&mut block));
+            block
+        });
+    });
+    group.bench_function("rustcrypto_encrypt/double", |b| {
+        let mut block = Array([0x4Eu8, 0x6F, 0x77, 0x20, 0x69, 0x73, 0x20, 0x74]);
+        b.iter(|| {
+            double.encrypt_block(black_box(&mut block));
+            block
+        });
+    });
+    group.bench_function("rustcrypto_encrypt/triple", |b| {
+        let mut block = Array([0x4Eu8, 0x6F, 0x77, 0x20, 0x69, 0x73, 0x20, 0x74]);
+        b.iter(|| {
+            triple.encrypt_block(black_box(&mut block));
+            block
+        });
+    });
+    let k16 = Array(bytes::<16>(K16));
+    group.bench_function("rustcrypto_key_schedule/double", |b| {
+        b.iter(|| TdesEde2::new(black_box(&k16)));
+    });
+
+    let des2 = key(K16);
+    let data = message(128);
+    group.throughput(Throughput::Bytes(128));
+    group.bench_function("x9_19/128", |b| {
+        b.iter(|| mac::x9_19(&des2, black_box(&data)));
+    });
+    group.finish();
+}
 
 fn macs(c: &mut Criterion) {
     let des1 = key(K8);
@@ -87,44 +162,39 @@ fn two_hundred_bytes(c: &mut Criterion) {
     });
     group.bench_function("x9_19", |b| b.iter(|| mac::x9_19(&des2, black_box(&data))));
 
-    let left = Des::new(&Array([0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF]));
-    let right = Des::new(&Array([0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10]));
+    // pboc-sam's single-DES engine, the one X9.19 uses for each half of the key.
+    let left = DesEngine::new(&key(K8));
+    let right = DesEngine::new(&key("FEDCBA9876543210"));
     // The raw block work alone: 25 encryptions, 1 decryption, 1 encryption, no chaining.
     group.bench_function("raw_des_25enc_1dec_1enc", |b| {
         b.iter(|| {
-            let mut block = Array([0u8; 8]);
+            let mut block = [0u8; 8];
             for _ in 0..25 {
-                left.encrypt_block(black_box(&mut block));
+                left.encrypt(black_box(&mut block));
             }
-            right.decrypt_block(&mut block);
-            left.encrypt_block(&mut block);
+            right.decrypt(&mut block);
+            left.encrypt(&mut block);
             block
         });
     });
     // The same plus the two key schedules X9.19 builds per call.
+    let k8l = key(K8);
+    let k8r = key("FEDCBA9876543210");
     group.bench_function("raw_des_with_key_schedules", |b| {
         b.iter(|| {
-            let l = Des::new(black_box(&Array([
-                0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF,
-            ])));
-            let r = Des::new(black_box(&Array([
-                0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10,
-            ])));
-            let mut block = Array([0u8; 8]);
+            let l = DesEngine::new(black_box(&k8l));
+            let r = DesEngine::new(black_box(&k8r));
+            let mut block = [0u8; 8];
             for _ in 0..25 {
-                l.encrypt_block(black_box(&mut block));
+                l.encrypt(black_box(&mut block));
             }
-            r.decrypt_block(&mut block);
-            l.encrypt_block(&mut block);
+            r.decrypt(&mut block);
+            l.encrypt(&mut block);
             block
         });
     });
     group.bench_function("des_key_schedule", |b| {
-        b.iter(|| {
-            Des::new(black_box(&Array([
-                0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF,
-            ])))
-        });
+        b.iter(|| DesEngine::new(black_box(&k8l)));
     });
     group.finish();
 }
@@ -175,5 +245,5 @@ fn pin_blocks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, macs, two_hundred_bytes, pin_blocks);
+criterion_group!(benches, des_engine, macs, two_hundred_bytes, pin_blocks);
 criterion_main!(benches);

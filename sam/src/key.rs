@@ -5,9 +5,9 @@
 //! are `Clone` (each clone zeroizes on its own drop) but not `Copy`, and they have no
 //! `PartialEq`: compare them with [`DesKey::ct_eq`] and friends, which run in constant time.
 //!
-//! Cipher objects (key schedules) are built from these bytes for the length of one operation.
-//! Note: the `des`, `aes` and `sm4` crates only wipe their key schedules on drop when their
-//! `zeroize` cargo feature is on; the workspace does not enable it yet (see the crate README).
+//! Cipher objects (key schedules) are built from these bytes for the length of one operation,
+//! and wipe themselves on drop: the crate's own DES key schedules always, the `aes` and `sm4`
+//! crates' through their `zeroize` cargo feature, which the workspace enables.
 
 use core::fmt;
 
@@ -154,14 +154,18 @@ impl DesKey {
     /// The `i`-th 8-byte component (0-based); components past the key length repeat the
     /// triple-DES convention: a double-length key's third component is its first.
     pub(crate) fn component(&self, i: usize) -> [u8; 8] {
+        *self.component_ref(i)
+    }
+
+    /// The `i`-th 8-byte component as [`DesKey::component`] picks it, borrowed from the key
+    /// (so no copy of it is left to wipe).
+    pub(crate) fn component_ref(&self, i: usize) -> &[u8; 8] {
         let i = match (self.length, i) {
             (DesKeyLength::Single, _) => 0,
             (DesKeyLength::Double, 2) => 0,
             (_, i) => i.min(2),
         };
-        let mut out = [0u8; 8];
-        out.copy_from_slice(&self.bytes[8 * i..8 * i + 8]);
-        out
+        &self.bytes.as_chunks::<8>().0[i]
     }
 
     /// `true` if every byte has odd parity.

@@ -88,8 +88,8 @@ pub fn iso9797_1_alg1(key: &DesKey, data: &[u8], padding: Padding) -> [u8; 8] {
 /// `right` and encrypt with `left` on the result (so the last block sees 3DES).
 #[inline]
 fn retail(key: &DesKey, iv: [u8; 8], data: &[u8], padding: Padding) -> [u8; 8] {
-    let left = des(&key.component(0));
-    let right = des(&key.component(1));
+    let left = des(key.component_ref(0));
+    let right = des(key.component_ref(1));
     let mut state = iv;
     for_each_block(data, padding, |b| {
         state = xor8(state, b);
@@ -212,7 +212,7 @@ pub fn pboc(key: &DesKey, data: &[u8]) -> Result<[u8; 4]> {
 pub fn pboc_with_iv(key: &DesKey, iv: &[u8; 8], data: &[u8]) -> Result<[u8; 4]> {
     let full = match key.length() {
         DesKeyLength::Single => {
-            let engine = des(&key.component(0));
+            let engine = des(key.component_ref(0));
             let mut state = *iv;
             for_each_block(data, Padding::Method2, |b| {
                 state = xor8(state, b);
