@@ -33,7 +33,7 @@ use crate::demo::{DemoError, Stack, StackOptions};
 use crate::possim::{CardHolder, LoadConfig, LoadReport, Mix, run_load};
 
 /// How many generated load-test cards the stack seeds (see [`load_card_pan`]).
-pub const LOAD_CARDS: usize = 64;
+pub const LOAD_CARDS: usize = 1024;
 
 /// The PIN of every load-test card.
 pub const LOAD_CARD_PIN: &str = "246810";

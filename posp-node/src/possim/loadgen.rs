@@ -157,7 +157,8 @@ pub struct LoadConfig {
     pub transactions: u32,
     /// The mix.
     pub mix: Mix,
-    /// The cards, used in turn.
+    /// The cards, used in turn: transaction `i` of terminal `t` uses card
+    /// `(i x terminals + t) mod cards`.
     pub cards: Vec<CardHolder>,
     /// Print a `\r` progress line on stderr.
     pub progress: bool,
@@ -335,10 +336,8 @@ async fn run_terminal(
     result.started = Some(Instant::now());
     for i in 0..load.transactions {
         let r = draws.next();
-        let holder = match load
-            .cards
-            .get((index + i as usize) % load.cards.len().max(1))
-        {
+        let card = card_turn(i, index, load.terminals.len(), load.cards.len());
+        let holder = match load.cards.get(card) {
             Some(h) => h,
             None => break,
         };
@@ -476,9 +475,37 @@ fn report(terminals: usize, results: Vec<TaskResult>) -> LoadReport {
     }
 }
 
+/// The card of transaction `i` of terminal `index`: round by round, terminal after terminal,
+/// through all the cards, so that every card is used about equally whatever the numbers of
+/// terminals and transactions.
+fn card_turn(i: u32, index: usize, terminals: usize, cards: usize) -> usize {
+    (i as usize * terminals.max(1) + index) % cards.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cards_are_used_in_turn_across_terminals() {
+        // 3 terminals x 4 transactions over 5 cards: 12 turns, cards 0, 1 used three times.
+        let mut uses = [0u32; 5];
+        let mut order = Vec::new();
+        for i in 0..4 {
+            for t in 0..3 {
+                let c = card_turn(i, t, 3, 5);
+                uses[c] += 1;
+                order.push(c);
+            }
+        }
+        assert_eq!(order, [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1]);
+        assert_eq!(uses, [3, 3, 2, 2, 2]);
+        assert_eq!(
+            card_turn(7, 0, 0, 0),
+            0,
+            "no terminals or cards: no division by zero"
+        );
+    }
 
     #[test]
     fn mixes_parse_and_pick() {
