@@ -152,16 +152,25 @@ scan!(Packed, bad_packed_digits, |b| (b >= 0xA0) | (b & 0x0F > 9));
 #[inline(always)]
 fn all_blocks<S: Scan>(bytes: &[u8], last: &[u8; 16]) -> bool {
     let (blocks, _) = bytes.as_chunks::<16>();
-    for block in blocks.iter().chain(core::iter::once(last)) {
-        let mut lanes = [0u8; 16];
-        for i in 0..16 {
-            lanes[i] = u8::from(S::byte(block[i]));
-        }
-        if u128::from_le_bytes(lanes) != 0 {
+    if block_fails::<S>(last) {
+        return false;
+    }
+    for block in blocks {
+        if block_fails::<S>(block) {
             return false;
         }
     }
     true
+}
+
+/// Whether some byte of `block` fails `S`.
+#[inline(always)]
+fn block_fails<S: Scan>(block: &[u8; 16]) -> bool {
+    let mut lanes = [0u8; 16];
+    for i in 0..16 {
+        lanes[i] = u8::from(S::byte(block[i]));
+    }
+    lanes != [0; 16]
 }
 
 /// Whether no byte fails `S`. Bodies of 16 bytes or more go through [`all_blocks`]; bodies of
