@@ -33,6 +33,8 @@ pub struct Message<'a> {
     fields_start: u32,
     count: u16,
     ends: [u32; MAX_DATA_FIELDS],
+    /// The number of each decoded field, in the order of `ends`.
+    numbers: [u8; MAX_DATA_FIELDS],
 }
 
 impl fmt::Debug for Message<'_> {
@@ -119,6 +121,7 @@ impl<'a> Message<'a> {
             fields_start: 0,
             count: 0,
             ends: [0; MAX_DATA_FIELDS],
+            numbers: [0; MAX_DATA_FIELDS],
         }
     }
 
@@ -208,8 +211,12 @@ impl<'a> Message<'a> {
                     self.bitmap = Bitmap::from_words(words);
                 }
                 // `rank` < MAX_DATA_FIELDS: each data field 2..=192 is visited at most once.
-                if let Some(slot) = self.ends.get_mut(rank) {
+                if let (Some(slot), Some(number)) =
+                    (self.ends.get_mut(rank), self.numbers.get_mut(rank))
+                {
                     *slot = end as u32;
+                    // Data fields are 2..=192.
+                    *number = n as u8;
                 }
                 rank += 1;
                 self.count = rank as u16;
@@ -313,8 +320,8 @@ impl<'a> Message<'a> {
     }
 
     /// Whether every decoded field's content passes, as fast as it can be told: one pass in
-    /// field order over the recorded ends (each field starts where the previous one ended, so
-    /// no rank or prefix is recomputed), where adjacent fields under the same quick check (an
+    /// field order over the recorded numbers and ends (each field starts where the previous
+    /// one ended, so no bitmap bit, rank or prefix is recomputed), where adjacent fields under the same quick check (an
     /// ASCII length prefix is digits, which all of them accept) are checked as one stretch of
     /// bytes. Only fields without a quick check (BCD, EBCDIC, the rarer classes) go through
     /// `validate::field`.
@@ -327,8 +334,14 @@ impl<'a> Message<'a> {
             end: 0,
             check: Check::FREE,
         };
-        for (n, field_start, end) in self.spans() {
-            let c = spec.compiled(n);
+        let count = self.count as usize;
+        let numbers = self.numbers.get(..count).unwrap_or_default();
+        let ends = self.ends.get(..count).unwrap_or_default();
+        let mut next_start = self.fields_start as usize;
+        for (&number, &end) in numbers.iter().zip(ends) {
+            let (n, end) = (u16::from(number), end as usize);
+            let field_start = core::mem::replace(&mut next_start, end);
+            let c = *spec.compiled_at(number);
             let body_start = field_start + c.prefix_width as usize;
             if c.scan == Compiled::RUN_FROM_PREFIX || c.scan == Compiled::RUN_FROM_BODY {
                 let from = if c.scan == Compiled::RUN_FROM_PREFIX {

@@ -677,7 +677,9 @@ pub struct Spec {
     bitmap: BitmapEncoding,
     tertiary: bool,
     fields: Vec<Option<FieldSpec>>,
-    compiled: Box<[Compiled; MAX_FIELD as usize + 1]>,
+    /// Indexed by field number; 256 entries (those above [`MAX_FIELD`] undefined) so that a
+    /// `u8` number needs no bounds check.
+    compiled: Box<[Compiled; 256]>,
 }
 
 impl PartialEq for Spec {
@@ -720,7 +722,7 @@ impl Spec {
     ) -> Result<Spec, SpecError> {
         let mut table: Vec<Option<FieldSpec>> = Vec::new();
         table.resize(MAX_FIELD as usize + 1, None);
-        let mut compiled = Box::new([Compiled::UNDEFINED; MAX_FIELD as usize + 1]);
+        let mut compiled = Box::new([Compiled::UNDEFINED; 256]);
         for (n, def) in fields {
             let Some(slot) = table.get_mut(n as usize).filter(|_| n >= 1) else {
                 return Err(SpecError {
@@ -790,6 +792,12 @@ impl Spec {
     /// Whether field `n` is one of the bitmaps (1, or 65 with a tertiary bitmap).
     pub const fn is_bitmap_field(&self, n: u16) -> bool {
         n == 1 || (n == 65 && self.tertiary)
+    }
+
+    /// [`compiled`](Self::compiled) for a number known to fit a byte (a decoded field's).
+    #[inline(always)]
+    pub(crate) fn compiled_at(&self, n: u8) -> &Compiled {
+        &self.compiled[n as usize]
     }
 
     #[inline]
