@@ -453,6 +453,36 @@ async fn echo_is_answered_without_a_mac() {
     env.center.shutdown().await;
 }
 
+/// Several frames in one read, the last cut in two: every one is answered, once.
+#[tokio::test]
+async fn frames_gathered_in_one_write_are_all_answered() {
+    let env = start(FaultsConfig::default()).await;
+    let mut link = Link::open(&env).await;
+    let mut wire = Vec::new();
+    for stan in ["000021", "000022", "000023"] {
+        let mut m = MessageBuf::new("0820").unwrap();
+        m.set(11, stan).set(32, ACQ).set(60, "00000000301");
+        let body = m.to_vec(specs::cups_pos()).unwrap();
+        wire.extend_from_slice(&u16::try_from(body.len()).unwrap().to_be_bytes());
+        wire.extend_from_slice(&body);
+    }
+    // The first two frames and 5 bytes of the third, then the rest of the third.
+    let cut = wire.len() - 5;
+    link.0.write_all(&wire[..cut]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    link.0.write_all(&wire[cut..]).await.unwrap();
+    let mut stans = Vec::new();
+    for _ in 0..3 {
+        let resp = link.recv().await;
+        assert_eq!(decode(specs::cups_pos(), &resp).unwrap().mti(), "0830");
+        stans.push(text(&resp, 11).unwrap());
+    }
+    stans.sort();
+    assert_eq!(stans, ["000021", "000022", "000023"]);
+    assert_eq!(link.recv_within(Duration::from_millis(200)).await, None);
+    env.center.shutdown().await;
+}
+
 /// What the card computes for INITIALIZE FOR LOAD, and what the issuer must answer.
 struct LoadCase {
     balance: u32,
