@@ -135,6 +135,8 @@ enum Mode {
     Delay(Duration),
     /// Financial replies decline `05`, late by this much, with a MAC that does not verify.
     ForgedLateDecline(Duration),
+    /// Financial replies are held until this many are, then written together in one write.
+    Together(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +224,8 @@ async fn connection(mut s: TcpStream, mode: Arc<Mutex<Mode>>, seen: Arc<Mutex<Ve
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    // Mode::Together: the frames held so far and how many.
+    let mut held: (Vec<u8>, usize) = (Vec::new(), 0);
     let (mut rd, mut wr) = s.split();
     loop {
         tokio::select! {
@@ -280,6 +284,15 @@ async fn connection(mut s: TcpStream, mode: Arc<Mutex<Mode>>, seen: Arc<Mutex<Ve
                     };
                     let mut out = Vec::new();
                     frame.encode(None, None, &out_body, &mut out).unwrap();
+                    if let (Mode::Together(n), true) = (m, financial) {
+                        held.0.extend_from_slice(&out);
+                        held.1 += 1;
+                        if held.1 == n {
+                            let _ = tx.send(std::mem::take(&mut held.0)).await;
+                            held.1 = 0;
+                        }
+                        continue;
+                    }
                     let tx = tx.clone();
                     let delay = match m {
                         Mode::Delay(d) | Mode::ForgedLateDecline(d) if financial => d,
@@ -542,6 +555,34 @@ async fn purchase_is_approved_with_macs_both_ways_and_journaled() {
     );
     assert!(!stored.has(64));
     assert_eq!(front.shared().metrics.count("PURCHASE", "00"), 1);
+    front.shutdown().await;
+}
+
+/// Two responses from the center in one write (so in one read on the link): each reaches
+/// its own request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_gathered_in_one_write_each_reach_their_request() {
+    let (_dir, _k, center, front) = start("together", "2s").await;
+    let mut a = Terminal::connect(front.local_addr(), TID).await;
+    a.sign_in().await;
+    // A second connection of the same terminal, with the keys of the first's sign-in.
+    let mut b = Terminal::connect(front.local_addr(), TID).await;
+    b.pik = a.pik.clone();
+    b.mak = a.mak.clone();
+    center.set(Mode::Together(2));
+    let (req_a, req_b) = (a.purchase(31, 100), b.purchase(32, 200));
+    let (resp_a, resp_b) = tokio::join!(a.exchange(&req_a), b.exchange(&req_b));
+    assert_eq!(
+        (a.check(&resp_a), b.check(&resp_b)),
+        ("00".to_owned(), "00".to_owned())
+    );
+    assert_eq!(field(&resp_a, 11).as_deref(), Some("000031"));
+    assert_eq!(field(&resp_b, 11).as_deref(), Some("000032"));
+    assert_eq!(field(&resp_a, 4).as_deref(), Some("000000000100"));
+    assert_eq!(field(&resp_b, 4).as_deref(), Some("000000000200"));
+    assert_eq!(journal_entry(&front, 31).await.state, TxnState::Approved);
+    assert_eq!(journal_entry(&front, 32).await.state, TxnState::Approved);
+    assert_eq!(center.count("02"), 2);
     front.shutdown().await;
 }
 
