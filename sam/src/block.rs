@@ -9,24 +9,6 @@ use ::cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use crate::des_core::{DesKeySchedule, ede_decrypt, ede_encrypt};
 use crate::key::{AesKey, DesKey, DesKeyLength, Sm4Key};
 
-/// Single DES from an 8-byte key: its key schedule.
-#[inline]
-pub(crate) fn des(key: &[u8; 8]) -> DesKeySchedule {
-    DesKeySchedule::new(key)
-}
-
-/// Encrypts one 8-byte block with a prepared DES key schedule.
-#[inline]
-pub(crate) fn des_encrypt(c: &DesKeySchedule, block: &mut [u8; 8]) {
-    c.encrypt(block);
-}
-
-/// Decrypts one 8-byte block with a prepared DES key schedule.
-#[inline]
-pub(crate) fn des_decrypt(c: &DesKeySchedule, block: &mut [u8; 8]) {
-    c.decrypt(block);
-}
-
 /// DES or triple DES (EDE), chosen by the key length. Two-key triple DES keeps the schedules
 /// of K1 and K2 and runs K1 again as the third key. Every schedule zeroizes itself on drop.
 #[derive(Debug)]
@@ -202,12 +184,12 @@ mod tests {
             assert_eq!(e, block, "round trip #{i}");
 
             if N == 8 {
-                let ks = des(key.component_ref(0));
+                let ks = DesKeySchedule::new(key.component_ref(0));
                 let mut b = block;
-                des_encrypt(&ks, &mut b);
+                ks.encrypt(&mut b);
                 assert_eq!(b, want_enc, "des_encrypt #{i}");
                 let mut b = block;
-                des_decrypt(&ks, &mut b);
+                ks.decrypt(&mut b);
                 assert_eq!(b, want_dec, "des_decrypt #{i}");
             }
         }

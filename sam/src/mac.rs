@@ -19,7 +19,8 @@ use cmac::digest::InnerInit;
 use cmac::{Cmac, Mac};
 use subtle::ConstantTimeEq;
 
-use crate::block::{AesEngine, DesEngine, Sm4Engine, des, des_decrypt, des_encrypt};
+use crate::block::{AesEngine, DesEngine, Sm4Engine};
+use crate::des_core::DesKeySchedule;
 use crate::error::{Error, Result};
 use crate::hexutil;
 use crate::key::{AesKey, DesKey, DesKeyLength, Sm4Key};
@@ -88,15 +89,15 @@ pub fn iso9797_1_alg1(key: &DesKey, data: &[u8], padding: Padding) -> [u8; 8] {
 /// `right` and encrypt with `left` on the result (so the last block sees 3DES).
 #[inline]
 fn retail(key: &DesKey, iv: [u8; 8], data: &[u8], padding: Padding) -> [u8; 8] {
-    let left = des(key.component_ref(0));
-    let right = des(key.component_ref(1));
+    let left = DesKeySchedule::new(key.component_ref(0));
+    let right = DesKeySchedule::new(key.component_ref(1));
     let mut state = iv;
     for_each_block(data, padding, |b| {
         state = xor8(state, b);
-        des_encrypt(&left, &mut state);
+        left.encrypt(&mut state);
     });
-    des_decrypt(&right, &mut state);
-    des_encrypt(&left, &mut state);
+    right.decrypt(&mut state);
+    left.encrypt(&mut state);
     state
 }
 
@@ -212,11 +213,11 @@ pub fn pboc(key: &DesKey, data: &[u8]) -> Result<[u8; 4]> {
 pub fn pboc_with_iv(key: &DesKey, iv: &[u8; 8], data: &[u8]) -> Result<[u8; 4]> {
     let full = match key.length() {
         DesKeyLength::Single => {
-            let engine = des(key.component_ref(0));
+            let engine = DesKeySchedule::new(key.component_ref(0));
             let mut state = *iv;
             for_each_block(data, Padding::Method2, |b| {
                 state = xor8(state, b);
-                des_encrypt(&engine, &mut state);
+                engine.encrypt(&mut state);
             });
             state
         }
@@ -413,12 +414,12 @@ mod tests {
         assert_eq!(pos_ecb(&mak, &padded), pos_ecb(&mak, &h(MAB)));
         // Empty MAB: R = 0, H = "0000000000000000".
         let mut e = *b"00000000";
-        let c = des(&mak.component(0));
-        des_encrypt(&c, &mut e);
+        let c = DesKeySchedule::new(&mak.component(0));
+        c.encrypt(&mut e);
         for b in &mut e {
             *b ^= b'0';
         }
-        des_encrypt(&c, &mut e);
+        c.encrypt(&mut e);
         let mut want = [0u8; 8];
         hexutil::encode_into(&e, &mut want);
         assert_eq!(pos_ecb(&mak, b""), want);
@@ -451,9 +452,9 @@ mod tests {
     #[test]
     fn pboc_mac_iv_is_first_chaining_value() {
         // CBC from IV = E(K, B1) over B2.. is the CBC over B1 B2.. from a zero IV.
-        let c = des(&k(K).component(0));
+        let c = DesKeySchedule::new(&k(K).component(0));
         let mut iv: [u8; 8] = *b"Now is t";
-        des_encrypt(&c, &mut iv);
+        c.encrypt(&mut iv);
         assert_eq!(
             pboc_with_iv(&k(K), &iv, b"he time for all ")
                 .unwrap()
