@@ -21,12 +21,11 @@
 #[path = "../tests/common/peers.rs"]
 mod peers;
 
-use std::borrow::Cow;
 use std::hint::black_box;
 
 use benches::{ISO87_FIXTURES, cups, iso87_fixture};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use i8583::{Packer, Unpacker};
+use i8583::Unpacker;
 use iso8583_wire::frame::{CupsHeader, FrameConfig};
 use iso8583_wire::{decode, scan, specs};
 
@@ -104,14 +103,7 @@ fn encode_iso87(c: &mut Criterion) {
             })
         });
 
-        let mut unpacker = Unpacker::new(bytes);
-        let fields = unpacker.unpack(&i8583_table).unwrap();
-        let mut packer = Packer::new(&i8583_table);
-        for (n, value) in fields.iter().enumerate() {
-            if let (Some(v), true) = (value, n != 1) {
-                packer.set_field(n, Cow::Borrowed(*v)).unwrap();
-            }
-        }
+        let packer = peers::i8583_packer(&i8583_table, bytes);
         let mut out = Vec::with_capacity(4096);
         group.bench_function(BenchmarkId::new(name, I8583), |b| {
             b.iter(|| {

@@ -10,12 +10,11 @@
 #[path = "../tests/common/peers.rs"]
 mod peers;
 
-use std::borrow::Cow;
 use std::hint::black_box;
 use std::time::Instant;
 
 use benches::iso87_fixture;
-use i8583::{Packer, Unpacker};
+use i8583::Unpacker;
 use iso8583_wire::{decode, specs};
 
 const ITERATIONS: u32 = 200_000;
@@ -44,14 +43,7 @@ fn main() {
     for name in ["0200", "large"] {
         let bytes = iso87_fixture(name).unwrap();
         let msg = decode(spec, &bytes).unwrap().to_buf();
-        let mut unpacker = Unpacker::new(&bytes);
-        let fields = unpacker.unpack(&table).unwrap();
-        let mut packer = Packer::new(&table);
-        for (n, value) in fields.iter().enumerate() {
-            if let (Some(v), true) = (value, n != 1) {
-                packer.set_field(n, Cow::Borrowed(*v)).unwrap();
-            }
-        }
+        let packer = peers::i8583_packer(&table, &bytes);
         let mut out = Vec::with_capacity(4096);
         let mut best = [f64::MAX; 5];
         for _ in 0..rounds {

@@ -66,6 +66,23 @@ fn row(rows: &[Row], field: usize) -> Row {
     *rows.iter().find(|r| r.field as usize == field).unwrap()
 }
 
+/// An i8583 packer filled from i8583's own `unpack` of `bytes` (field 1, the bitmap, is left
+/// for the packer to compute).
+pub fn i8583_packer<'a>(
+    table: &'a [Option<I8583Field>; 129],
+    bytes: &'a [u8],
+) -> i8583::Packer<'a> {
+    let mut unpacker = i8583::Unpacker::new(bytes);
+    let fields = unpacker.unpack(table).unwrap();
+    let mut packer = i8583::Packer::new(table);
+    for (n, value) in fields.iter().enumerate() {
+        if let (Some(v), true) = (value, n != 1) {
+            packer.set_field(n, std::borrow::Cow::Borrowed(*v)).unwrap();
+        }
+    }
+    packer
+}
+
 /// The `i8583` table (index 0 the MTI, 1 the bitmap, 2 to 128 the data fields).
 ///
 /// `i8583` reads the MTI as 4 ASCII characters, the bitmaps as hex-ASCII and LL/LLL prefixes as
