@@ -17,7 +17,7 @@ use crate::bitmap::{self, Bitmap};
 use crate::error::{Error, ErrorKind, Part, Result};
 use crate::spec::{
     Align, BitmapEncoding, Check, Compiled, Conv, Counts, DataClass, Encoding, FieldSpec, Length,
-    MAX_FIELD, MtiEncoding, PrefixEncoding, Spec,
+    MAX_FIELD, MtiEncoding, PrefixEncoding, ScanPlan, Spec,
 };
 
 /// Most data-carrying fields a message can have (2 to 192).
@@ -294,9 +294,8 @@ impl<'a> Message<'a> {
 
     /// The decoded fields in ascending order.
     pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + '_ {
-        // In field order over the recorded ends: no rank is recomputed per field.
         self.spans()
-            .filter_map(move |(n, start, end)| self.field_at(n, start, end))
+            .filter_map(move |(n, start, end)| self.field_at(u16::from(n), start, end))
     }
 
     /// Number of data fields decoded.
@@ -319,10 +318,9 @@ impl<'a> Message<'a> {
         }
     }
 
-    /// Whether every decoded field's content passes, as fast as it can be told: one pass in
-    /// field order over the recorded numbers and ends (each field starts where the previous
-    /// one ended, so no bitmap bit, rank or prefix is recomputed), where adjacent fields under the same quick check (an
-    /// ASCII length prefix is digits, which all of them accept) are checked as one stretch of
+    /// Whether every decoded field's content passes, as fast as it can be told: one pass over
+    /// [`spans`](Self::spans), where adjacent fields under the same quick check (an ASCII
+    /// length prefix is digits, which all of them accept) are checked as one stretch of
     /// bytes. Only fields without a quick check (BCD, EBCDIC, the rarer classes) go through
     /// `validate::field`.
     fn content_passes(&self) -> bool {
@@ -334,38 +332,33 @@ impl<'a> Message<'a> {
             end: 0,
             check: Check::FREE,
         };
-        let count = self.count as usize;
-        let numbers = self.numbers.get(..count).unwrap_or_default();
-        let ends = self.ends.get(..count).unwrap_or_default();
-        let mut next_start = self.fields_start as usize;
-        for (&number, &end) in numbers.iter().zip(ends) {
-            let (n, end) = (u16::from(number), end as usize);
-            let field_start = core::mem::replace(&mut next_start, end);
+        for (number, field_start, end) in self.spans() {
             let c = *spec.compiled_at(number);
             let body_start = field_start + c.prefix_width as usize;
-            if c.scan == Compiled::RUN_FROM_PREFIX || c.scan == Compiled::RUN_FROM_BODY {
-                let from = if c.scan == Compiled::RUN_FROM_PREFIX {
-                    field_start
-                } else {
-                    body_start
-                };
-                if c.check == run.check && from == run.end {
-                    run.end = end;
-                } else {
-                    good &= run.passes(data);
-                    run = Run {
-                        start: from,
-                        end,
-                        check: c.check,
-                    };
+            let from = match c.scan {
+                ScanPlan::Skip => continue,
+                ScanPlan::RunFromPrefix => field_start,
+                ScanPlan::RunFromBody => body_start,
+                ScanPlan::Alone => {
+                    let n = u16::from(number);
+                    good &= crate::validate::quick_in(c.check, data, body_start, end)
+                        || spec.field(n).is_none_or(|def| {
+                            let body = data.get(body_start..end).unwrap_or_default();
+                            let prefix = data.get(field_start..body_start).unwrap_or_default();
+                            crate::validate::field(n, def, prefix, body, body_start).is_ok()
+                        });
+                    continue;
                 }
-            } else if c.scan == Compiled::ALONE {
-                good &= crate::validate::quick_in(c.check, data, body_start, end)
-                    || spec.field(n).is_none_or(|def| {
-                        let body = data.get(body_start..end).unwrap_or_default();
-                        let prefix = data.get(field_start..body_start).unwrap_or_default();
-                        crate::validate::field(n, def, prefix, body, body_start).is_ok()
-                    });
+            };
+            if c.check == run.check && from == run.end {
+                run.end = end;
+            } else {
+                good &= run.passes(data);
+                run = Run {
+                    start: from,
+                    end,
+                    check: c.check,
+                };
             }
         }
         good && run.passes(data)
@@ -376,8 +369,8 @@ impl<'a> Message<'a> {
     fn first_content_error(&self) -> Result<()> {
         let spec = self.spec;
         let data = self.data;
-        for (n, field_start, end) in self.spans() {
-            let c = spec.compiled(n);
+        for (number, field_start, end) in self.spans() {
+            let (n, c) = (u16::from(number), *spec.compiled_at(number));
             let body_start = field_start + c.prefix_width as usize;
             // Decoding checked every end against the input and stopped at any undefined
             // field, so these lookups do not fail (`Message::field` skips them too).
@@ -396,53 +389,19 @@ impl<'a> Message<'a> {
         Ok(())
     }
 
-    /// The decoded fields in order as (number, offset of the prefix, end): each starts where the
-    /// previous one ended, so nothing is recomputed per field.
+    /// The decoded fields in order as (number, offset of the prefix, end), from the numbers
+    /// and ends `decode` recorded: each field starts where the previous one ended, so nothing
+    /// is recomputed per field (no bitmap bit, rank or prefix).
     #[inline(always)]
-    fn spans(&self) -> Spans<'_> {
-        let [first, second, third] = self.bitmap.words();
-        Spans {
-            current: first & !(1 << 63),
-            later: [second, third],
-            base: 0,
-            start: self.fields_start as usize,
-            ends: self
-                .ends
-                .get(..self.count as usize)
-                .unwrap_or_default()
-                .iter(),
-        }
-    }
-}
-
-/// See [`Message::spans`]. The bitmap words are plain fields shifted down as each is used up
-/// (an array indexed by a counter would keep them in memory instead of registers).
-struct Spans<'m> {
-    current: u64,
-    later: [u64; 2],
-    base: u32,
-    start: usize,
-    ends: core::slice::Iter<'m, u32>,
-}
-
-impl Iterator for Spans<'_> {
-    type Item = (u16, usize, usize);
-
-    #[inline(always)]
-    fn next(&mut self) -> Option<Self::Item> {
-        while self.current == 0 {
-            if self.later == [0, 0] {
-                return None;
-            }
-            self.current = self.later[0];
-            self.later = [self.later[1], 0];
-            self.base += 64;
-        }
-        let lz = self.current.leading_zeros();
-        self.current &= !(1u64 << (63 - lz));
-        let end = *self.ends.next()? as usize;
-        let start = core::mem::replace(&mut self.start, end);
-        Some(((self.base + lz + 1) as u16, start, end))
+    fn spans(&self) -> impl Iterator<Item = (u8, usize, usize)> + '_ {
+        let count = self.count as usize;
+        let numbers = self.numbers.get(..count).unwrap_or_default();
+        let ends = self.ends.get(..count).unwrap_or_default();
+        let mut next_start = self.fields_start as usize;
+        numbers.iter().zip(ends).map(move |(&n, &end)| {
+            let end = end as usize;
+            (n, core::mem::replace(&mut next_start, end), end)
+        })
     }
 }
 

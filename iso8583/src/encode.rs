@@ -25,8 +25,8 @@ use crate::bitmap::{self, Bitmap, hex_value};
 use crate::decode::Message;
 use crate::error::{Error, ErrorKind, Part, Result};
 use crate::spec::{
-    Align, BitmapEncoding, Compiled, Counts, DataClass, Encoding, FieldSpec, Length, MAX_FIELD,
-    MtiEncoding, PrefixEncoding, Spec,
+    Align, BitmapEncoding, Compiled, Counts, DataClass, Encoding, FastEncode, FieldSpec, Length,
+    MAX_FIELD, MtiEncoding, PrefixEncoding, Spec,
 };
 use crate::validate::{self, all_hex, all_in_class};
 
@@ -507,9 +507,9 @@ fn fast_field<O: Output>(c: Compiled, value: &Value<'_>, out: &mut Staged<'_, O>
     // Which fields qualify (defined, fixed or with an ASCII prefix, a plain text class or
     // hex-ASCII bytes) is decided when the spec is compiled.
     let (bytes, hex) = match (c.fast, value) {
-        (Compiled::TEXT, Value::Text(t)) => (t.as_bytes(), false),
-        (Compiled::TEXT, Value::Bytes(b)) => (&b[..], false),
-        (Compiled::HEX, Value::Bytes(b)) => (&b[..], true),
+        (FastEncode::Text, Value::Text(t)) => (t.as_bytes(), false),
+        (FastEncode::Text, Value::Bytes(b)) => (&b[..], false),
+        (FastEncode::Hex, Value::Bytes(b)) => (&b[..], true),
         _ => return false,
     };
     // Wire length, which for these encodings is also the prefix value and what the compiled

@@ -495,12 +495,35 @@ pub(crate) struct Compiled {
     pub max_value: u32,
     pub conv: Conv,
     pub check: Check,
-    /// What the encoder's fast path does with the field, decided once here: one of
-    /// [`Compiled::SLOW`], [`Compiled::TEXT`] or [`Compiled::HEX`].
-    pub fast: u8,
-    /// How `Message::validate` treats the field, decided once here: [`Compiled::SKIP`],
-    /// [`Compiled::RUN_FROM_PREFIX`], [`Compiled::RUN_FROM_BODY`] or [`Compiled::ALONE`].
-    pub scan: u8,
+    /// What the encoder's fast path does with the field (derived from the parts above).
+    pub fast: FastEncode,
+    /// How `Message::validate` treats the field (derived from the parts above).
+    pub scan: ScanPlan,
+}
+
+/// The encoder's fast path for a field, decided when the spec is compiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FastEncode {
+    /// Encoded by `encode::field` from the full definition.
+    Slow,
+    /// ASCII text copied as given (an `n`, `z`, `an` or `ans`-like field, fixed or with an
+    /// ASCII prefix).
+    Text,
+    /// Bytes written as hex-ASCII (a `b` field, fixed or with an ASCII prefix).
+    Hex,
+}
+
+/// How `Message::validate` checks a field, decided when the spec is compiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ScanPlan {
+    /// Nothing to check (raw binary).
+    Skip,
+    /// In a run with its neighbours, the run taking in its ASCII length prefix.
+    RunFromPrefix,
+    /// In a run with its neighbours from its body on.
+    RunFromBody,
+    /// On its own (`validate::quick_in`, then `validate::field`).
+    Alone,
 }
 
 /// The content check of a field, when it is a plain scan of the body bytes: the kinds of
@@ -584,51 +607,27 @@ impl Compiled {
         max_value: 0,
         conv: Conv::Same,
         check: Check::FULL,
-        fast: Compiled::SLOW,
-        scan: Compiled::ALONE,
+        fast: FastEncode::Slow,
+        scan: ScanPlan::Alone,
     };
 
-    /// Nothing to check (raw binary).
-    pub const SKIP: u8 = 0;
-    /// Checked in a run with its neighbours, the run taking in its ASCII length prefix.
-    pub const RUN_FROM_PREFIX: u8 = 1;
-    /// Checked in a run with its neighbours from its body on.
-    pub const RUN_FROM_BODY: u8 = 2;
-    /// Checked on its own (`validate::quick_in`, then `validate::field`).
-    pub const ALONE: u8 = 3;
-
-    /// Encoded by `encode::field` from the full definition.
-    pub const SLOW: u8 = 0;
-    /// ASCII text copied as given (an `n`, `z`, `an` or `ans`-like field, fixed or with an
-    /// ASCII prefix).
-    pub const TEXT: u8 = 1;
-    /// Bytes written as hex-ASCII (a `b` field, fixed or with an ASCII prefix).
-    pub const HEX: u8 = 2;
-
     /// Sets [`fast`](Self::fast) and [`scan`](Self::scan) from the other parts.
-    fn with_fast(mut self) -> Self {
-        self.scan = if self.check.joins_runs() {
-            if self.var && self.prefix == PrefixEncoding::Ascii {
-                Compiled::RUN_FROM_PREFIX
-            } else {
-                Compiled::RUN_FROM_BODY
-            }
-        } else if self.check == Check::FREE {
-            Compiled::SKIP
-        } else {
-            Compiled::ALONE
+    fn with_derived(mut self) -> Self {
+        let ascii_prefix = self.var && self.prefix == PrefixEncoding::Ascii;
+        self.scan = match self.check {
+            c if c.joins_runs() && ascii_prefix => ScanPlan::RunFromPrefix,
+            c if c.joins_runs() => ScanPlan::RunFromBody,
+            Check::FREE => ScanPlan::Skip,
+            _ => ScanPlan::Alone,
         };
         let check = self.check.0;
         let text = check != 0
             && check & !(Check::DIGIT | Check::LETTER | Check::PRINTABLE | Check::SEPARATOR) == 0;
-        self.fast = if !self.defined || (self.var && self.prefix != PrefixEncoding::Ascii) {
-            Compiled::SLOW
-        } else if text {
-            Compiled::TEXT
-        } else if self.check == Check::HEX {
-            Compiled::HEX
-        } else {
-            Compiled::SLOW
+        self.fast = match self.check {
+            _ if !self.defined || (self.var && !ascii_prefix) => FastEncode::Slow,
+            _ if text => FastEncode::Text,
+            Check::HEX => FastEncode::Hex,
+            _ => FastEncode::Slow,
         };
         self
     }
@@ -882,10 +881,10 @@ fn compile(n: u16, d: &FieldSpec, tertiary: bool) -> Result<Compiled, SpecError>
             max_value: 0,
             conv: Conv::Same,
             check: Check::of(d),
-            fast: Compiled::SLOW,
-            scan: Compiled::ALONE,
+            fast: FastEncode::Slow,
+            scan: ScanPlan::Alone,
         }
-        .with_fast()),
+        .with_derived()),
         Length::Var { prefix, max } => {
             if !(1..=4).contains(&prefix) {
                 return Err(bad(n, format!("a length prefix has 1 to 4 digits, not {prefix}")));
@@ -920,10 +919,10 @@ fn compile(n: u16, d: &FieldSpec, tertiary: bool) -> Result<Compiled, SpecError>
                 max_value: max_value as u32,
                 conv,
                 check: Check::of(d),
-                fast: Compiled::SLOW,
-                scan: Compiled::ALONE,
+                fast: FastEncode::Slow,
+                scan: ScanPlan::Alone,
             }
-            .with_fast())
+            .with_derived())
         }
     }
     .and_then(|c| {
