@@ -109,6 +109,13 @@ fn not_digit(b: u8) -> bool {
     b.wrapping_sub(b'0') > 9
 }
 
+/// Bytes outside `'a'..='z'` once folded to lower case (`| 0x20`).
+#[inline(always)]
+fn not_letter(b: u8) -> bool {
+    (b | 0x20).wrapping_sub(b'a') > 25
+}
+
+/// A zero-sized [`Scan`] from its word predicate and its byte rule.
 macro_rules! scan {
     ($name:ident, $word:expr, |$b:ident| $byte:expr) => {
         #[derive(Clone, Copy)]
@@ -124,12 +131,6 @@ macro_rules! scan {
             }
         }
     };
-}
-
-/// Bytes outside `'a'..='z'` once folded to lower case (`| 0x20`).
-#[inline(always)]
-fn not_letter(b: u8) -> bool {
-    (b | 0x20).wrapping_sub(b'a') > 25
 }
 
 scan!(Digits, some_not_digit, |b| not_digit(b));
@@ -177,7 +178,7 @@ fn block_fails<S: Scan>(block: &[u8; 16]) -> bool {
 /// eight to 15 bytes are two overlapping words; shorter bodies are packed into one word (bytes
 /// repeated where needed). No per-byte loop, no branch per byte, nothing copied.
 #[inline(always)]
-fn all_words<S: Scan>(bytes: &[u8], _: S) -> bool {
+fn all_pass<S: Scan>(bytes: &[u8], _: S) -> bool {
     let bad = S::word;
     if let Some(last) = bytes.last_chunk::<16>() {
         all_blocks::<S>(bytes, last)
@@ -196,12 +197,12 @@ fn all_words<S: Scan>(bytes: &[u8], _: S) -> bool {
     }
 }
 
-/// [`all_words`] over `data[start..end]`, for a body inside a larger message: a body of at most
+/// [`all_pass`] over `data[start..end]`, for a body inside a larger message: a body of at most
 /// eight bytes that ends eight or more bytes into `data` is read as the one word ending where
 /// it ends, the bytes before it replaced by `fill` (a byte the class accepts), with no branch on
 /// its length.
 #[inline(always)]
-fn all_words_in<S: Scan>(data: &[u8], start: usize, end: usize, fill: u8, scan: S) -> bool {
+fn all_pass_in<S: Scan>(data: &[u8], start: usize, end: usize, fill: u8, scan: S) -> bool {
     let bad = S::word;
     let len = end.wrapping_sub(start);
     if len <= 8
@@ -213,19 +214,19 @@ fn all_words_in<S: Scan>(data: &[u8], start: usize, end: usize, fill: u8, scan: 
         let w = (u64::from_le_bytes(word) & keep) | ((LOW * u64::from(fill)) & !keep);
         return bad(w) & HIGH == 0;
     }
-    all_words(data.get(start..end).unwrap_or_default(), scan)
+    all_pass(data.get(start..end).unwrap_or_default(), scan)
 }
 
 /// [`quick`] for the body `data[start..end]` of a message being decoded.
 #[inline(always)]
 pub(crate) fn quick_in(check: Check, data: &[u8], start: usize, end: usize) -> bool {
     match check {
-        Check::DIGITS => all_words_in(data, start, end, b'0', Digits),
-        Check::AN => all_words_in(data, start, end, b'0', Alphanumeric),
-        Check::ANS => all_words_in(data, start, end, b' ', Printable),
-        Check::HEX => all_words_in(data, start, end, b'0', Hex),
-        Check::TRACK => all_words_in(data, start, end, b'0', Track),
-        Check::BCD => all_words_in(data, start, end, 0x00, Packed),
+        Check::DIGITS => all_pass_in(data, start, end, b'0', Digits),
+        Check::AN => all_pass_in(data, start, end, b'0', Alphanumeric),
+        Check::ANS => all_pass_in(data, start, end, b' ', Printable),
+        Check::HEX => all_pass_in(data, start, end, b'0', Hex),
+        Check::TRACK => all_pass_in(data, start, end, b'0', Track),
+        Check::BCD => all_pass_in(data, start, end, 0x00, Packed),
         Check::FREE => true,
         _ => quick(check, data.get(start..end).unwrap_or_default()),
     }
@@ -234,18 +235,18 @@ pub(crate) fn quick_in(check: Check, data: &[u8], start: usize, end: usize) -> b
 /// Whether every byte is an ASCII hex digit (either case).
 #[inline]
 pub(crate) fn all_hex(bytes: &[u8]) -> bool {
-    all_words(bytes, Hex)
+    all_pass(bytes, Hex)
 }
 
 /// Whether every byte is in the class (ASCII bytes).
 #[inline]
 pub(crate) fn all_in_class(class: DataClass, bytes: &[u8]) -> bool {
     match class {
-        DataClass::N => all_words(bytes, Digits),
-        DataClass::Ans => all_words(bytes, Printable),
-        DataClass::An => all_words(bytes, Alphanumeric),
-        DataClass::A => all_words(bytes, Letters),
-        DataClass::Z => all_words(bytes, Track),
+        DataClass::N => all_pass(bytes, Digits),
+        DataClass::Ans => all_pass(bytes, Printable),
+        DataClass::An => all_pass(bytes, Alphanumeric),
+        DataClass::A => all_pass(bytes, Letters),
+        DataClass::Z => all_pass(bytes, Track),
         DataClass::B => true,
         DataClass::As | DataClass::Ns => bytes.iter().all(|&c| class.accepts(c)),
         DataClass::XN => signed_amount(bytes),
@@ -256,7 +257,7 @@ pub(crate) fn all_in_class(class: DataClass, bytes: &[u8]) -> bool {
 #[inline(always)]
 fn signed_amount(bytes: &[u8]) -> bool {
     match bytes.split_first() {
-        Some((&sign, rest)) => ((sign == b'C') | (sign == b'D')) & all_words(rest, Digits),
+        Some((&sign, rest)) => ((sign == b'C') | (sign == b'D')) & all_pass(rest, Digits),
         None => true,
     }
 }
@@ -267,12 +268,12 @@ fn signed_amount(bytes: &[u8]) -> bool {
 #[inline(always)]
 pub(crate) fn quick(check: Check, body: &[u8]) -> bool {
     match check {
-        Check::DIGITS => all_words(body, Digits),
-        Check::AN => all_words(body, Alphanumeric),
-        Check::ANS => all_words(body, Printable),
-        Check::HEX => all_words(body, Hex),
-        Check::TRACK => all_words(body, Track),
-        Check::BCD => all_words(body, Packed),
+        Check::DIGITS => all_pass(body, Digits),
+        Check::AN => all_pass(body, Alphanumeric),
+        Check::ANS => all_pass(body, Printable),
+        Check::HEX => all_pass(body, Hex),
+        Check::TRACK => all_pass(body, Track),
+        Check::BCD => all_pass(body, Packed),
         Check::AMOUNT => signed_amount(body),
         Check::FREE => true,
         _ => false,
