@@ -43,12 +43,18 @@ pub const JOURNAL_LEFT_OUT: [u16; 4] = [14, 62, 64, 128];
 /// [`JOURNAL_LEFT_OUT`] and without any field `spec` masks in descriptions, so no card
 /// number, track, PIN block, key or MAC is stored. Empty when it does not re-encode.
 pub fn journal_copy(spec: &Spec, msg: &Message<'_>) -> Vec<u8> {
+    message_without(spec, msg, |n| {
+        JOURNAL_LEFT_OUT.contains(&n) || spec.field(n).is_some_and(|d| d.mask != Mask::None)
+    })
+}
+
+/// `msg` re-encoded in `spec` without the fields `leave_out` picks (the journals and the SAF
+/// store messages this way). Empty when it does not re-encode.
+pub fn message_without(spec: &Spec, msg: &Message<'_>, leave_out: impl Fn(u16) -> bool) -> Vec<u8> {
     let mut buf = msg.to_buf();
     for f in msg.fields() {
-        let n = f.number();
-        let masked = spec.field(n).is_some_and(|d| d.mask != Mask::None);
-        if masked || JOURNAL_LEFT_OUT.contains(&n) {
-            buf.remove(n);
+        if leave_out(f.number()) {
+            buf.remove(f.number());
         }
     }
     buf.to_vec(spec).unwrap_or_default()

@@ -242,13 +242,7 @@ pub const SENSITIVE_FIELDS: [u16; 7] = [2, 14, 35, 36, 52, 62, 64];
 /// The body re-encoded without `remove`d fields (for the journal and the SAF).
 pub fn without_fields(spec: &Spec, body: &[u8], remove: &[u16]) -> Vec<u8> {
     match decode(spec, body) {
-        Ok(msg) => {
-            let mut buf = msg.to_buf();
-            for n in remove {
-                buf.remove(*n);
-            }
-            buf.to_vec(spec).unwrap_or_default()
-        }
+        Ok(msg) => crate::wire::message_without(spec, &msg, |n| remove.contains(&n)),
         Err(_) => Vec::new(),
     }
 }
