@@ -402,12 +402,11 @@ impl SqliteReader {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<JournalEntry>, StoreError> {
-        let key = key.to_string();
-        self.with_conn(|conn| select_entry_by_key(conn, &key))
+        self.with_conn(|conn| select_entry_by_key(conn, key))
     }
 
     /// A terminal's entries with this STAN, oldest first (a scan of the terminal's entries
-    /// in the terminal, batch, STAN index).
+    /// in the `journal_idempotency` index, which starts with terminal, batch, STAN).
     pub fn by_terminal_stan(
         &self,
         terminal_id: &str,
@@ -422,7 +421,8 @@ impl SqliteReader {
         })
     }
 
-    /// A terminal batch's entries with this STAN, oldest first (one index seek).
+    /// A terminal batch's entries with this STAN, oldest first (one seek in the
+    /// `journal_idempotency` index).
     pub fn by_terminal_batch_stan(
         &self,
         terminal_id: &str,
@@ -751,12 +751,30 @@ fn select_entry(conn: &Connection, id: i64) -> Result<Option<JournalEntry>, Stor
     .map_err(sql("read a journal entry"))
 }
 
-/// The journal entry with this idempotency key (its stored text).
-fn select_entry_by_key(conn: &Connection, key: &str) -> Result<Option<JournalEntry>, StoreError> {
+/// The journal entry with this idempotency key: one seek in `journal_idempotency`.
+fn select_entry_by_key(
+    conn: &Connection,
+    key: &IdempotencyKey,
+) -> Result<Option<JournalEntry>, StoreError> {
     conn.prepare_cached(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM journal WHERE idem_key = ?1"
+        "SELECT {ENTRY_COLUMNS} FROM journal WHERE terminal_id = ?1 AND batch = ?2 \
+         AND stan = ?3 AND local_date = ?4 AND local_time = ?5 AND kind = ?6 \
+         AND terminal_request = 1"
     ))
-    .and_then(|mut s| s.query_row([key], entry_from_row).optional())
+    .and_then(|mut s| {
+        s.query_row(
+            params![
+                key.terminal_id,
+                key.batch,
+                key.stan,
+                key.local_date,
+                key.local_time,
+                key.kind.as_str()
+            ],
+            entry_from_row,
+        )
+        .optional()
+    })
     .map_err(sql("read a journal entry by idempotency key"))
 }
 
@@ -769,7 +787,7 @@ fn insert_entry(
     request_hex: &str,
     sent: Option<(u32, i64)>,
 ) -> Result<InsertOutcome, StoreError> {
-    let key = new.idempotency_key().map(|k| k.to_string());
+    let key = new.idempotency_key();
     let op = "insert a journal entry";
     let (state, upstream_stan, updated_at) = match sent {
         Some((stan, at)) => (TxnState::Sent, Some(stan), at),
@@ -779,9 +797,10 @@ fn insert_entry(
         .prepare_cached(
             "INSERT INTO journal (created_at, updated_at, origin, terminal_id, merchant_id, \
              batch, stan, local_date, local_time, kind, mti, processing_code, amount, \
-             masked_pan, state, original_id, request_hex, idem_key, upstream_stan) \
+             masked_pan, state, original_id, request_hex, terminal_request, upstream_stan) \
              VALUES (?1, ?18, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-             ?17, ?19) ON CONFLICT (idem_key) DO NOTHING",
+             ?17, ?19) ON CONFLICT (terminal_id, batch, stan, local_date, local_time, kind, \
+             terminal_request) DO NOTHING",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -801,7 +820,7 @@ fn insert_entry(
                 state.as_str(),
                 new.original_id,
                 request_hex,
-                key,
+                key.as_ref().map(|_| 1),
                 updated_at,
                 upstream_stan,
             ])
@@ -814,13 +833,19 @@ fn insert_entry(
         entry.upstream_stan = upstream_stan;
         return Ok(InsertOutcome::Inserted(entry));
     }
-    // Only the idempotency key can conflict, so a key is present here.
-    let key = key.unwrap_or_default();
-    match select_entry_by_key(conn, &key)? {
+    // Only the idempotency key can conflict (the node's entries, without one, never do).
+    let found = match &key {
+        Some(k) => select_entry_by_key(conn, k)?,
+        None => None,
+    };
+    match found {
         Some(existing) => Ok(InsertOutcome::DuplicateOf(existing)),
         None => Err(StoreError::Invalid {
             field: "idempotency key",
-            reason: format!("{key} conflicted, but no entry has it"),
+            reason: format!(
+                "{} conflicted, but no entry has it",
+                key.map(|k| k.to_string()).unwrap_or_default()
+            ),
         }),
     }
 }

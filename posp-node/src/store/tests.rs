@@ -222,6 +222,87 @@ fn a_duplicate_idempotency_key_returns_the_existing_entry() {
 }
 
 #[test]
+fn a_request_journaled_before_version_4_is_still_found_as_a_duplicate() {
+    // A version 3 database holding a terminal's purchase (with its idem_key) and an entry of
+    // the node's own with the same fields.
+    let dir = Scratch::new("dup-v3");
+    {
+        let conn = rusqlite::Connection::open(dir.db()).unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version (version) VALUES (1), (2), (3);
+             {}{}{}",
+            include_str!("schema_v1.sql"),
+            include_str!("schema_v2.sql"),
+            include_str!("schema_v3.sql")
+        ))
+        .unwrap();
+        for (origin, key) in [
+            (
+                "TERMINAL",
+                Some("T0000001/000001/000007/0611143005/PURCHASE"),
+            ),
+            ("NODE", None),
+        ] {
+            conn.execute(
+                "INSERT INTO journal (created_at, updated_at, origin, terminal_id, \
+                 merchant_id, batch, stan, local_date, local_time, kind, mti, \
+                 processing_code, amount, state, request_hex, idem_key) VALUES (1000, 1000, \
+                 ?1, 'T0000001', '898100012340001', 1, 7, '0611', '143005', 'PURCHASE', \
+                 '0200', '000000', 1000, 'APPROVED', '02003020', ?2)",
+                rusqlite::params![origin, key],
+            )
+            .unwrap();
+        }
+    }
+    let store = open(&dir.db());
+    let again = block_on(store.insert(purchase("T0000001", 7, 1000, 2_000))).unwrap();
+    let InsertOutcome::DuplicateOf(old) = again else {
+        panic!("not found as a duplicate: {again:?}")
+    };
+    assert_eq!(
+        (old.id, old.origin, old.state),
+        (1, Origin::Terminal, TxnState::Approved)
+    );
+    let key = purchase("T0000001", 7, 1000, 0).idempotency_key().unwrap();
+    assert_eq!(
+        block_on(store.by_idempotency_key(&key))
+            .unwrap()
+            .map(|e| e.id),
+        Some(1)
+    );
+    // Another STAN is new; the node's entries still never collide.
+    assert_eq!(insert(&store, purchase("T0000001", 8, 1000, 3_000)).id, 3);
+    let node = NewEntry {
+        origin: Origin::Node,
+        ..purchase("T0000001", 7, 1000, 4_000)
+    };
+    assert_eq!(insert(&store, node).id, 4);
+    store.shutdown();
+    let conn = rusqlite::Connection::open(dir.db()).unwrap();
+    let marks: Vec<(i64, Option<i64>, Option<String>)> = conn
+        .prepare("SELECT id, terminal_request, idem_key FROM journal ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        marks,
+        [
+            (
+                1,
+                Some(1),
+                Some("T0000001/000001/000007/0611143005/PURCHASE".to_owned())
+            ),
+            (2, None, None),
+            (3, Some(1), None),
+            (4, None, None),
+        ]
+    );
+}
+
+#[test]
 fn state_transitions_legal_and_illegal() {
     let dir = Scratch::new("states");
     let store = open(&dir.db());
@@ -813,13 +894,14 @@ fn schema_is_versioned_and_a_newer_one_is_refused() {
         .err()
         .unwrap();
     assert!(
-        err.to_string().contains("schema version 1 is older than 3"),
+        err.to_string().contains("schema version 1 is older than 4"),
         "{err}"
     );
     drop(open(&old.db()));
     let reader = SqliteReader::open(&old.db(), 1, Duration::from_secs(1)).unwrap();
     assert_eq!(reader.link_events(10).unwrap(), Vec::new());
-    // Version 3: the two terminal indexes became one.
+    // Version 3 made the two terminal indexes one; version 4 folded that one into the
+    // idempotency index.
     let conn = rusqlite::Connection::open(old.db()).unwrap();
     let indexes: Vec<String> = conn
         .prepare(
@@ -835,9 +917,9 @@ fn schema_is_versioned_and_a_newer_one_is_refused() {
         indexes,
         [
             "journal_created",
+            "journal_idempotency",
             "journal_local_date",
             "journal_rrn",
-            "journal_terminal_batch_stan",
             "journal_unfinished"
         ]
     );
@@ -854,19 +936,19 @@ fn schema_is_versioned_and_a_newer_one_is_refused() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    conn.execute("INSERT INTO schema_version VALUES (4)", [])
+    conn.execute("INSERT INTO schema_version VALUES (5)", [])
         .unwrap();
     drop(conn);
     let err = SqliteStore::open(&dir.db(), &config()).err().unwrap();
     assert_eq!(
         err.to_string(),
         format!(
-            "{} is not a usable journal database: schema version 4 is newer than this posp-node understands (3)",
+            "{} is not a usable journal database: schema version 5 is newer than this posp-node understands (4)",
             dir.db().display()
         )
     );
