@@ -12,6 +12,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_posp-node");
 const SCHEMA_V1: &str = include_str!("../src/store/schema_v1.sql");
 const SCHEMA_V2: &str = include_str!("../src/store/schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("../src/store/schema_v3.sql");
+const SCHEMA_V4: &str = include_str!("../src/store/schema_v4.sql");
 
 /// A scratch directory removed on drop.
 struct Scratch(PathBuf);
@@ -49,18 +50,19 @@ fn journal(args: &[&str]) -> String {
     text(&out.stdout)
 }
 
-/// Creates an empty journal database at version 3, as the store does on open.
+/// Creates an empty journal database at version 4, as the store does on open.
 fn create(path: &Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
     conn.execute_batch(
         "CREATE TABLE schema_version (version INTEGER NOT NULL);
-         INSERT INTO schema_version (version) VALUES (1), (2), (3);",
+         INSERT INTO schema_version (version) VALUES (1), (2), (3), (4);",
     )
     .unwrap();
     conn.execute_batch(SCHEMA_V1).unwrap();
     conn.execute_batch(SCHEMA_V2).unwrap();
     conn.execute_batch(SCHEMA_V3).unwrap();
+    conn.execute_batch(SCHEMA_V4).unwrap();
     conn
 }
 
@@ -78,9 +80,9 @@ fn add_entry(
     conn.execute(
         "INSERT INTO journal (created_at, updated_at, origin, terminal_id, merchant_id, batch,
          stan, local_date, local_time, kind, mti, processing_code, amount, masked_pan, state,
-         response_code, rrn, request_hex)
+         response_code, rrn, request_hex, terminal_request)
          VALUES (1000, 1000, 'TERMINAL', ?1, '898100012340001', ?2, ?3, ?4, ?5, ?6, '0200',
-         '000000', ?7, ?8, ?9, ?10, ?11, '0200')",
+         '000000', ?7, ?8, ?9, ?10, ?11, '0200', 1)",
         rusqlite::params![
             terminal, batch, stan, date, time, kind, amount, pan, state, rc, rrn
         ],
