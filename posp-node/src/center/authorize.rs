@@ -7,11 +7,12 @@
 //! one unit of work of the committer that journals the request, claims the matching key,
 //! runs every check in order and moves the money. Two copies of one request can therefore
 //! never both move money: the second finds the key claimed and gets the stored answer (or
-//! `94` while the first is not answered). That unit has a second stage: once the response
-//! is signed, it is stored with the authorization and journaled, in the same transaction
-//! when it comes in time (see the [`registry`](super::registry) module); the answer leaves
-//! once both are committed. A purchase thus waits for one group commit at the center (it
-//! waited for five: journal in, card read, decision, response, journal out).
+//! `94` while the first is not answered). The same unit builds the response, stores it with
+//! the authorization and journals it; the response's MAC, which depends only on its bytes
+//! and the ZAK, is added by the HSM once the unit is committed (a repeat's stored answer is
+//! signed again the same way, to the same bytes). A purchase thus waits for one group
+//! commit at the center (it waited for five: journal in, card read, decision, response,
+//! journal out), and the committer never waits for the HSM inside a transaction.
 
 use std::sync::Arc;
 
@@ -33,9 +34,8 @@ use super::clock::LocalTime;
 use super::config::{CardLimits, ResolvedKeys};
 use super::registry::Cached;
 use super::registry::{
-    AuthState, CardKind, CardRecord, CardStatus, INNER, Pending, Registry, account_balance,
-    adjust_balance, card_by_number, in_savepoint, is_blacklisted, next_counter, set_pin_tries,
-    spent_on, to_i64,
+    AuthState, CardKind, CardRecord, CardStatus, INNER, Registry, account_balance, adjust_balance,
+    card_by_number, in_savepoint, is_blacklisted, next_counter, set_pin_tries, spent_on, to_i64,
 };
 
 /// Wrong PINs in a row after which a card gets `75` without its PIN being checked.
@@ -298,11 +298,51 @@ fn field_text(msg: &Message<'_>, n: u16) -> Option<String> {
 }
 
 /// Where a request is in its units of work: its journal line until a unit has written it,
-/// and the decision's unit while it waits for its second stage.
-#[derive(Default)]
+/// the response template until a decision's unit has used it, and the answer that unit
+/// committed.
 struct Progress {
+    /// When the request came (its journal lines' time).
+    at_ms: i64,
     in_line: Option<Line>,
-    pending: Option<Pending>,
+    template: Option<MessageBuf<'static>>,
+    answered: Option<Answered>,
+}
+
+/// The answer a decision's unit committed, without its MAC.
+enum Answered {
+    /// The response built from the template and the decision.
+    Fresh(MessageBuf<'static>),
+    /// A repeat's stored answer.
+    Replay(Vec<u8>),
+}
+
+/// Stores an answer in its decision's unit: a fresh response with its authorization (for
+/// repeats), and its journal line.
+fn store_answer(
+    c: &Connection,
+    spec: &'static Spec,
+    at_ms: i64,
+    auth_id: Option<i64>,
+    answered: &Answered,
+) -> Result<(), CenterError> {
+    let body = match answered {
+        Answered::Fresh(buf) => {
+            let body = buf
+                .to_vec(spec)
+                .map_err(|e| CenterError::Encode(e.to_string()))?;
+            if let Some(id) = auth_id {
+                c.execute_cached(
+                    "UPDATE auths SET response = ?2 WHERE id = ?1",
+                    params![id, body],
+                )
+                .map_err(db("store response"))?;
+            }
+            std::borrow::Cow::Owned(body)
+        }
+        Answered::Replay(stored) => std::borrow::Cow::Borrowed(stored),
+    };
+    let (msg, _) = decode_partial(spec, &body);
+    insert_line(c, &journal_line("out", spec, &msg, at_ms))
 }
 
 /// The response to a request: the echoed fields, the decision's, unsigned.
@@ -310,6 +350,17 @@ fn response_buf(
     msg: &Message<'_>,
     kind: Option<Kind>,
     decision: &Decision,
+    now: &LocalTime,
+) -> Option<MessageBuf<'static>> {
+    let mut out = response_base(msg, kind, now)?;
+    apply_decision(&mut out, decision);
+    Some(out)
+}
+
+/// A response before its decision: the echoed fields, the response MTI, the time.
+fn response_base(
+    msg: &Message<'_>,
+    kind: Option<Kind>,
     now: &LocalTime,
 ) -> Option<MessageBuf<'static>> {
     let mut out = msg.to_buf().into_owned();
@@ -324,6 +375,11 @@ fn response_buf(
     if !matches!(kind, Some(Kind::Reversal | Kind::LoadConfirm)) {
         out.set(12, now.hhmmss.clone()).set(13, now.mmdd.clone());
     }
+    Some(out)
+}
+
+/// Sets the decision's fields of a response.
+fn apply_decision(out: &mut MessageBuf<'static>, decision: &Decision) {
     out.set(39, decision.code.to_owned());
     if let Some(rrn) = &decision.rrn {
         out.set(37, rrn.clone());
@@ -337,7 +393,6 @@ fn response_buf(
     if let Some(d) = &decision.f55 {
         out.set(55, d.clone());
     }
-    Some(out)
 }
 
 impl Authorizer {
@@ -351,16 +406,25 @@ impl Authorizer {
             Err(e) => return self.undecodable(body, &e.to_string(), &now).await,
         };
         let mti = msg.mti().to_owned();
-        // The request's journal line goes into the first unit of work this request has.
-        let mut progress = Progress {
-            in_line: Some(journal_line("in", spec, &msg, &now)),
-            pending: None,
-        };
         if mti.starts_with("08") {
-            return self.network(&msg, progress.in_line, &now).await;
+            return self
+                .network(
+                    &msg,
+                    Some(journal_line("in", spec, &msg, now.unix_ms)),
+                    &now,
+                )
+                .await;
         }
         let pc = field_text(&msg, 3).unwrap_or_default();
         let kind = Kind::route(&mti, &pc);
+        // The request's journal line goes into the first unit of work this request has; a
+        // decision's unit also builds and stores the response from the template.
+        let mut progress = Progress {
+            at_ms: now.unix_ms,
+            in_line: Some(journal_line("in", spec, &msg, now.unix_ms)),
+            template: response_base(&msg, kind, &now),
+            answered: None,
+        };
         let base = |code: &'static str| (kind, Decision::code(code));
         let (kind, decision) = match self.check_mac(&msg, body).await {
             Err(code) => base(code),
@@ -380,110 +444,111 @@ impl Authorizer {
                 }
             }
         };
-        if let Some(stored) = decision.replay {
-            info!(mti = %mti, "repeated request: stored answer sent");
-            // Stored earlier: it goes out whatever becomes of this request's journal lines.
-            let _ = self.finish(progress, None, Some(&stored), &now).await;
-            return Some(stored);
-        }
-        let out = response_buf(&msg, kind, &decision, &now)?;
-        let signed = match self.sign(out).await {
-            Ok(b) => b,
-            Err(e) => {
-                error!(code = "CENTER_SIGN", "{e}; no answer sent");
-                let _ = self.finish(progress, None, None, &now).await;
-                return None;
+        // A decision's unit is committed with its response: only the MAC is left to add.
+        let unsigned = match progress.answered.take() {
+            Some(Answered::Replay(stored)) => {
+                info!(mti = %mti, "repeated request: stored answer sent");
+                match decode(spec, &stored) {
+                    Ok(m) => m.to_buf().into_owned(),
+                    Err(e) => {
+                        error!(code = "CENTER_DB", "stored answer does not decode: {e}");
+                        return None;
+                    }
+                }
+            }
+            Some(Answered::Fresh(buf)) => buf,
+            // No unit ran (the request was refused before its decision), or its commit
+            // failed and nothing of it is stored (`decide` then answers `96`): the response
+            // and the journal lines are one unit of their own.
+            None => {
+                let out = response_buf(&msg, kind, &decision, &now)?;
+                let signed = match self.sign(out).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        error!(code = "CENTER_SIGN", "{e}; no answer sent");
+                        self.finish(progress.in_line, None, &now).await;
+                        return None;
+                    }
+                };
+                self.finish(progress.in_line, Some(&signed), &now).await;
+                return Some(signed);
             }
         };
-        if self
-            .finish(progress, decision.auth_id, Some(&signed), &now)
-            .await
-        {
-            return Some(signed);
+        match self.sign(unsigned).await {
+            Ok(b) => Some(b),
+            Err(e) => {
+                error!(code = "CENTER_SIGN", "{e}; no answer sent");
+                None
+            }
         }
-        // The decision's commit failed: nothing of it is stored, so its answer must not go
-        // out. `96`, as for any decision the database failed.
-        let out = response_buf(&msg, kind, &Decision::code("96"), &now)?;
-        let signed = self.sign(out).await.ok()?;
-        let _ = self
-            .finish(Progress::default(), None, Some(&signed), &now)
-            .await;
-        Some(signed)
     }
 
-    /// The last unit of work of a request: its journal line if no unit has written it yet,
-    /// the response stored with its authorization (replayed to repeats), the response's
-    /// journal line; the second stage of the decision's unit when there is one. Returns
-    /// once committed: the response is durable before it is sent. `false` when the
-    /// decision's own commit failed (a failure of this unit alone is logged).
-    async fn finish(
-        &self,
-        progress: Progress,
-        auth_id: Option<i64>,
-        response: Option<&[u8]>,
-        now: &LocalTime,
-    ) -> bool {
-        let Progress { in_line, pending } = progress;
+    /// The unit of work of a request that had no decision's unit (or whose decision's
+    /// commit failed): its journal line and its response's. Returns once committed: the
+    /// response is durable before it is sent. A failure is logged (the answer still goes
+    /// out: nothing of it moved money).
+    async fn finish(&self, in_line: Option<Line>, response: Option<&[u8]>, now: &LocalTime) {
         let out_line = response.map(|body| {
             let (msg, _) = decode_partial(self.spec, body);
-            journal_line("out", self.spec, &msg, now)
+            journal_line("out", self.spec, &msg, now.unix_ms)
         });
-        let stored = match (auth_id, response) {
-            (Some(id), Some(body)) => Some((id, body.to_vec())),
-            _ => None,
-        };
         let work = move |c: &Connection| {
             for line in in_line.iter().chain(out_line.iter()) {
                 insert_line(c, line)?;
             }
-            if let Some((id, body)) = stored {
-                c.execute_cached(
-                    "UPDATE auths SET response = ?2 WHERE id = ?1",
-                    params![id, body],
-                )
-                .map_err(db("store response"))?;
-            }
             Ok(())
         };
-        let second = match pending {
-            Some(p) => match p.finish(work).await {
-                Ok(r) => r,
-                Err(e) => {
-                    error!(code = "CENTER_DB", "{e}");
-                    return false;
-                }
-            },
-            None => self.registry.call(work).await,
-        };
-        if let Err(e) = second {
+        if let Err(e) = self.registry.call(work).await {
             error!(code = "CENTER_JOURNAL", "{e}");
         }
-        true
     }
 
     /// The unit of work of a decision: the request's journal line (if not written yet),
-    /// then `f` in a savepoint of its own, so that a decision that fails (answered `96`)
-    /// leaves the journal line in place. The unit's second stage (the response) is left in
-    /// `progress` for [`finish`](Self::finish): the decision is not committed before that.
+    /// then `f` in a savepoint of its own (a decision that fails is answered `96` and leaves
+    /// the journal line in place), then the response built from `progress.template`:
+    /// stored with the authorization for repeats, and journaled. The response is kept
+    /// without its MAC, which only depends on its bytes and the ZAK: the caller signs it
+    /// once the unit is committed, and a repeat's stored answer is signed again the same
+    /// way. One group commit makes the decision and its response durable together, with no
+    /// wait for the HSM inside the committer's transaction.
     async fn decision_unit(
         &self,
         progress: &mut Progress,
         f: impl FnOnce(&Connection) -> Result<Decision, CenterError> + Send + 'static,
     ) -> Result<Decision, CenterError> {
         let line = progress.in_line.take();
-        let (decision, pending) = self
+        let template = progress.template.take();
+        let (spec, at_ms) = (self.spec, progress.at_ms);
+        let (decision, answered) = self
             .registry
-            .call_then(move |c| {
+            .call(move |c| {
                 if let Some(l) = &line
                     && let Err(e) = insert_line(c, l)
                 {
                     error!(code = "CENTER_JOURNAL", "{e}");
                 }
-                Ok(in_savepoint(c, &INNER, f))
+                let decision = in_savepoint(c, &INNER, f).unwrap_or_else(|e| {
+                    error!(code = "CENTER_DB", "{e}: 96");
+                    Decision::code("96")
+                });
+                let answered = match (&decision.replay, template) {
+                    (Some(stored), _) => Some(Answered::Replay(stored.clone())),
+                    (None, Some(mut t)) => {
+                        apply_decision(&mut t, &decision);
+                        Some(Answered::Fresh(t))
+                    }
+                    (None, None) => None,
+                };
+                if let Some(a) = &answered
+                    && let Err(e) = store_answer(c, spec, at_ms, decision.auth_id, a)
+                {
+                    error!(code = "CENTER_JOURNAL", "{e}");
+                }
+                Ok((decision, answered))
             })
             .await?;
-        progress.pending = Some(pending);
-        decision
+        progress.answered = answered;
+        Ok(decision)
     }
 
     /// A body that does not decode: answered `30` when its MTI and STAN can be read.
@@ -502,9 +567,7 @@ impl Authorizer {
         }
         out.set(39, "30");
         let signed = self.sign(out.into_owned()).await.ok()?;
-        let _ = self
-            .finish(Progress::default(), None, Some(&signed), now)
-            .await;
+        self.finish(None, Some(&signed), now).await;
         Some(signed)
     }
 
@@ -525,19 +588,11 @@ impl Authorizer {
         let body = match out.to_vec(self.spec) {
             Ok(b) => b,
             Err(_) => {
-                let progress = Progress {
-                    in_line,
-                    pending: None,
-                };
-                let _ = self.finish(progress, None, None, now).await;
+                self.finish(in_line, None, now).await;
                 return None;
             }
         };
-        let progress = Progress {
-            in_line,
-            pending: None,
-        };
-        let _ = self.finish(progress, None, Some(&body), now).await;
+        self.finish(in_line, Some(&body), now).await;
         Some(body)
     }
 
@@ -892,10 +947,10 @@ fn journal_line(
     direction: &'static str,
     spec: &'static Spec,
     msg: &Message<'_>,
-    now: &LocalTime,
+    at_ms: i64,
 ) -> Line {
     Line {
-        at_ms: now.unix_ms,
+        at_ms,
         direction,
         mti: msg.mti().to_owned(),
         acquirer: field_text(msg, 32),

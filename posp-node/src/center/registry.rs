@@ -11,13 +11,9 @@
 //! arrived while the previous commit was being written. The synchronous methods
 //! (`add_account`, `card` ...) take the same connection directly, between batches.
 //!
-//! **Two stages.** A unit may come in two stages (`Registry::call_then`): the first (the
-//! decision) runs and its result goes back to the caller at once, not yet committed; the
-//! caller signs the response and hands over the second stage (store the response, journal
-//! it). After the first stages of a batch the committer waits a short, bounded time for
-//! their second stages, runs those that came, and commits once: a request costs one commit
-//! where it cost two, and nothing is answered before both stages are durable. A second
-//! stage that comes too late runs as a unit of its own after the first is committed.
+//! The committer never waits inside a transaction for anything but SQLite: a decision's
+//! unit builds and stores its response itself, and the response's MAC is added after the
+//! commit (see [`authorize`](super::authorize)).
 //!
 //! | table | what |
 //! |---|---|
@@ -34,8 +30,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use iso8583_wire::{decode_partial, specs};
 use rusqlite::config::DbConfig;
@@ -429,135 +424,11 @@ pub(crate) fn in_savepoint<T>(
 const MAX_BATCH: usize = 256;
 
 /// A unit of work for the committer: runs inside the batch's transaction (or, given `None`,
-/// not at all because the batch could not begin) and returns what to do once the batch's
-/// commit has succeeded (`Ok`) or failed (the reason).
-type Job = Box<dyn FnOnce(Option<&mut Connection>) -> Ran + Send>;
+/// not at all because the batch could not begin) and returns how to answer its caller once
+/// the batch's commit has succeeded (`Ok`) or failed (the reason).
+type Job = Box<dyn FnOnce(Option<&mut Connection>) -> Deliver + Send>;
 
-/// What a job leaves once it ran: how to answer its caller once the batch's commit has
-/// succeeded (`Ok`) or failed (the reason), with the result of its second stage if that ran
-/// in the batch, and the second stage to wait for, if it has one.
-struct Ran {
-    deliver: Deliver,
-    follow: Option<Arc<FollowUp>>,
-}
-
-type Deliver = Box<dyn FnOnce(Result<(), String>, Option<Result<(), CenterError>>) + Send>;
-
-/// The second stage of a unit of work (see [`Registry::call_then`]).
-type SecondStage = Box<dyn FnOnce(&Connection) -> Result<(), CenterError> + Send>;
-
-/// How long the committer waits, after the first stages of a batch, for their second
-/// stages before it commits without the ones that are late (they then run as units of
-/// their own). Only a slow HSM makes one late.
-const FOLLOW_UP_WAIT: Duration = Duration::from_millis(25);
-
-/// Where the caller of [`Registry::call_then`] hands the second stage to the committer.
-struct FollowUp {
-    slot: Mutex<Slot>,
-    ready: Condvar,
-}
-
-enum Slot {
-    /// The committer may still take a second stage.
-    Waiting,
-    /// The caller gave it.
-    Given(SecondStage),
-    /// The committer stopped waiting (or the caller gave up): nothing is given any more.
-    Closed,
-}
-
-impl FollowUp {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
-        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Committer side: the second stage, waiting for it until `deadline`; the slot is
-    /// closed afterwards either way.
-    fn take(&self, deadline: Instant) -> Option<SecondStage> {
-        let mut slot = self.lock();
-        loop {
-            match std::mem::replace(&mut *slot, Slot::Closed) {
-                Slot::Given(g) => return Some(g),
-                Slot::Closed => return None,
-                Slot::Waiting => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return None;
-                    }
-                    *slot = Slot::Waiting;
-                    slot = match self.ready.wait_timeout(slot, deadline - now) {
-                        Ok((g, _)) => g,
-                        Err(e) => e.into_inner().0,
-                    };
-                }
-            }
-        }
-    }
-
-    /// Caller side: hands `g` to the committer, or gives it back when the committer no
-    /// longer waits.
-    fn give(&self, g: SecondStage) -> Option<SecondStage> {
-        let mut slot = self.lock();
-        if matches!(*slot, Slot::Waiting) {
-            *slot = Slot::Given(g);
-            self.ready.notify_one();
-            None
-        } else {
-            Some(g)
-        }
-    }
-
-    /// Caller side: there will be no second stage.
-    fn close(&self) {
-        let mut slot = self.lock();
-        if matches!(*slot, Slot::Waiting) {
-            *slot = Slot::Closed;
-            self.ready.notify_one();
-        }
-    }
-}
-
-/// Closes a [`FollowUp`] when dropped, so that a caller that goes away (its request
-/// cancelled) never makes the committer wait out the deadline.
-struct CloseOnDrop(Arc<FollowUp>);
-
-impl Drop for CloseOnDrop {
-    fn drop(&mut self) {
-        self.0.close();
-    }
-}
-
-/// A unit of work whose first stage ran (see [`Registry::call_then`]): not committed yet.
-pub(crate) struct Pending {
-    follow: CloseOnDrop,
-    done: tokio::sync::oneshot::Receiver<Result<Option<Result<(), CenterError>>, CenterError>>,
-    registry: Registry,
-}
-
-impl Pending {
-    /// Runs `g` as the unit's second stage: in the same transaction as the first when the
-    /// committer still waits for it, else as a unit of its own once the first is
-    /// committed. Returns once both are committed: the outer error says the first stage is
-    /// not stored (its batch's commit failed), the inner one that the second stage is not.
-    pub(crate) async fn finish(
-        self,
-        g: impl FnOnce(&Connection) -> Result<(), CenterError> + Send + 'static,
-    ) -> Result<Result<(), CenterError>, CenterError> {
-        let leftover = self.follow.0.give(Box::new(g));
-        let second = self.done.await.map_err(|_| CenterError::Database {
-            op: "group commit",
-            detail: "the committer dropped the request".to_owned(),
-        })??;
-        Ok(match (leftover, second) {
-            (None, Some(r)) => r,
-            (Some(g), _) => self.registry.call(g).await,
-            (None, None) => Err(CenterError::Database {
-                op: "group commit",
-                detail: "the second stage was taken but not run".to_owned(),
-            }),
-        })
-    }
-}
+type Deliver = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// The center's database. Cloning shares the connection and the committer.
 #[derive(Clone)]
@@ -573,32 +444,23 @@ fn committer(conn: Arc<Mutex<Connection>>, jobs: Receiver<Job>) {
         let mut c = conn.lock().unwrap_or_else(PoisonError::into_inner);
         if let Err(e) = run_cached(&c, "BEGIN IMMEDIATE") {
             drop(c);
-            (first(None).deliver)(Err(format!("begin: {e}")), None);
+            first(None)(Err(format!("begin: {e}")));
             continue;
         }
-        let mut ran = vec![first(Some(&mut c))];
-        while ran.len() < MAX_BATCH {
+        let mut done = vec![first(Some(&mut c))];
+        while done.len() < MAX_BATCH {
             match jobs.try_recv() {
-                Ok(job) => ran.push(job(Some(&mut c))),
+                Ok(job) => done.push(job(Some(&mut c))),
                 Err(_) => break,
             }
-        }
-        // Second stages: each in the batch if its caller gives it in time.
-        let deadline = Instant::now() + FOLLOW_UP_WAIT;
-        let mut done = Vec::with_capacity(ran.len());
-        for Ran { deliver, follow } in ran {
-            let second = follow
-                .and_then(|f| f.take(deadline))
-                .map(|g| in_savepoint(&c, &UNIT, g));
-            done.push((deliver, second));
         }
         let committed = run_cached(&c, "COMMIT").map_err(|e| format!("commit: {e}"));
         if committed.is_err() {
             let _ = c.execute_batch("ROLLBACK");
         }
         drop(c);
-        for (deliver, second) in done {
-            deliver(committed.clone(), second);
+        for deliver in done {
+            deliver(committed.clone());
         }
     }
 }
@@ -693,78 +555,22 @@ impl Registry {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, CenterError>>();
         let job: Job = Box::new(move |c: Option<&mut Connection>| {
             let result = run_unit(c, f);
-            Ran {
-                deliver: Box::new(move |committed: Result<(), String>, _| {
-                    let out = match committed {
-                        Ok(()) => result,
-                        Err(detail) => Err(CenterError::Database {
-                            op: "group commit",
-                            detail,
-                        }),
-                    };
-                    let _ = tx.send(out);
-                }),
-                follow: None,
-            }
+            Box::new(move |committed: Result<(), String>| {
+                let out = match committed {
+                    Ok(()) => result,
+                    Err(detail) => Err(CenterError::Database {
+                        op: "group commit",
+                        detail,
+                    }),
+                };
+                let _ = tx.send(out);
+            })
         });
         self.submit(job)?;
         rx.await.map_err(|_| CenterError::Database {
             op: "group commit",
             detail: "the committer dropped the request".to_owned(),
         })?
-    }
-
-    /// Runs `f` as the first stage of a unit of work in two stages and returns its result
-    /// at once, before it is committed, with the [`Pending`] unit. The caller must not act
-    /// on the result outside until [`Pending::finish`] (the second stage, which may use
-    /// what the caller did meanwhile) says the unit is committed. The committer waits for
-    /// the second stage up to `FOLLOW_UP_WAIT` after the batch's first stages, so that
-    /// both usually share one transaction and one commit; a late one runs as a unit of its
-    /// own. An error from `f` rolls back `f`'s work alone, and there is no second stage.
-    pub(crate) async fn call_then<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, CenterError> + Send + 'static,
-    ) -> Result<(T, Pending), CenterError> {
-        let (ran_tx, ran_rx) = tokio::sync::oneshot::channel::<Result<T, CenterError>>();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let follow = Arc::new(FollowUp {
-            slot: Mutex::new(Slot::Waiting),
-            ready: Condvar::new(),
-        });
-        let for_job = Arc::clone(&follow);
-        let job: Job = Box::new(move |c: Option<&mut Connection>| {
-            let result = run_unit(c, f);
-            let follow = result.is_ok().then_some(for_job);
-            // The caller may have gone away; the unit stands regardless.
-            let _ = ran_tx.send(result);
-            Ran {
-                deliver: Box::new(move |committed: Result<(), String>, second| {
-                    let out = match committed {
-                        Ok(()) => Ok(second),
-                        Err(detail) => Err(CenterError::Database {
-                            op: "group commit",
-                            detail,
-                        }),
-                    };
-                    let _ = done_tx.send(out);
-                }),
-                follow,
-            }
-        });
-        let follow = CloseOnDrop(follow);
-        self.submit(job)?;
-        let first = ran_rx.await.map_err(|_| CenterError::Database {
-            op: "group commit",
-            detail: "the committer dropped the request".to_owned(),
-        })??;
-        Ok((
-            first,
-            Pending {
-                follow,
-                done: done_rx,
-                registry: self.clone(),
-            },
-        ))
     }
 
     fn submit(&self, job: Job) -> Result<(), CenterError> {
@@ -1165,84 +971,6 @@ mod tests {
         }
         assert_eq!(approved, 33);
         assert_eq!(reg.balance("A").unwrap(), Some(10));
-    }
-
-    fn note(c: &Connection, text: &str) -> Result<(), CenterError> {
-        c.execute(
-            "INSERT INTO messages (at_ms, direction, mti, text) VALUES (0, 'out', '0210', ?1)",
-            params![text],
-        )
-        .map_err(sql("test note"))?;
-        Ok(())
-    }
-
-    fn notes(reg: &Registry) -> Vec<String> {
-        reg.journal().unwrap().into_iter().map(|l| l.text).collect()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_unit_in_two_stages_commits_both_whether_the_second_is_in_time_or_late() {
-        let reg = Registry::open_in_memory().unwrap();
-        reg.add_account("A", 1_000, "test").unwrap();
-        // In time: the first stage's result comes back before the commit, the second stage
-        // joins the same transaction.
-        let (balance, pending) = reg
-            .call_then(|c| {
-                adjust_balance(c, "A", -100)?;
-                account_balance(c, "A")
-            })
-            .await
-            .unwrap();
-        assert_eq!(balance, Some(900));
-        pending
-            .finish(|c| note(c, "in time"))
-            .await
-            .unwrap()
-            .unwrap();
-        // Late: the committer commits the first stage alone; the second runs on its own.
-        let (_, pending) = reg
-            .call_then(|c| adjust_balance(c, "A", -200))
-            .await
-            .unwrap();
-        tokio::time::sleep(FOLLOW_UP_WAIT * 3).await;
-        assert_eq!(reg.balance("A").unwrap(), Some(700));
-        pending.finish(|c| note(c, "late")).await.unwrap().unwrap();
-        // Never finished: the first stage stands, the committer does not wait for it.
-        let (_, pending) = reg
-            .call_then(|c| adjust_balance(c, "A", -300))
-            .await
-            .unwrap();
-        drop(pending);
-        reg.call(|c| note(c, "after")).await.unwrap();
-        assert_eq!(reg.balance("A").unwrap(), Some(400));
-        // A second stage that fails is rolled back alone; the first stays.
-        let (_, pending) = reg.call_then(|c| adjust_balance(c, "A", -1)).await.unwrap();
-        let second = pending
-            .finish(|c| {
-                note(c, "rolled back")?;
-                adjust_balance(c, "nobody", 1)
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            second.unwrap_err().to_string(),
-            "database: update balance: no account \"nobody\""
-        );
-        // A first stage that fails is rolled back and has no second stage.
-        let err = reg
-            .call_then(|c| {
-                adjust_balance(c, "A", -5)?;
-                adjust_balance(c, "nobody", 5)
-            })
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(
-            err.to_string(),
-            "database: update balance: no account \"nobody\""
-        );
-        assert_eq!(reg.balance("A").unwrap(), Some(399));
-        assert_eq!(notes(&reg), vec!["in time", "late", "after"]);
     }
 
     #[test]
