@@ -343,6 +343,9 @@ CREATE TABLE IF NOT EXISTS card_spend (
     spent INTEGER NOT NULL,
     PRIMARY KEY (local_date, card_id)
 ) WITHOUT ROWID;
+-- A load confirmation looks its load up by card (find_load): only load rows are in this
+-- index, so purchases do not write it.
+CREATE INDEX IF NOT EXISTS auths_load ON auths (card_id) WHERE kind = 'load';
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL,
@@ -1438,7 +1441,7 @@ mod tests {
         let reg = Registry::open(&path).unwrap();
         reg.with(|c| {
             assert_eq!(card_spend_rows(c), want);
-            assert_eq!(index_names(c), ["auths_key", "auths_rrn"]);
+            assert_eq!(index_names(c), ["auths_key", "auths_load", "auths_rrn"]);
             assert_eq!(spent_on(c, 1, "20240310")?, 14_500);
             assert_eq!(spent_on(c, 1, "20240312")?, 0);
             Ok(())
