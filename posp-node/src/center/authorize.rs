@@ -34,8 +34,9 @@ use super::clock::LocalTime;
 use super::config::{CardLimits, ResolvedKeys};
 use super::registry::Cached;
 use super::registry::{
-    AuthState, CardKind, CardRecord, CardStatus, INNER, Registry, account_balance, adjust_balance,
-    card_by_number, in_savepoint, is_blacklisted, next_counter, set_pin_tries, spent_on, to_i64,
+    AuthState, CardKind, CardRecord, CardStatus, INNER, Registry, account_balance, add_spent,
+    adjust_balance, card_by_number, in_savepoint, is_blacklisted, next_counter, set_pin_tries,
+    spent_on, to_i64,
 };
 
 /// Wrong PINs in a row after which a card gets `75` without its PIN being checked.
@@ -1100,7 +1101,14 @@ fn insert_auth(
         ],
     )
     .map_err(db("record authorization"))?;
-    Ok(c.last_insert_rowid())
+    let id = c.last_insert_rowid();
+    if req.kind == Kind::Purchase
+        && state == AuthState::Approved
+        && let Some(card) = a.card_id
+    {
+        add_spent(c, card, &now.yyyymmdd, to_i64(req.amount.unwrap_or(0)))?;
+    }
+    Ok(id)
 }
 
 /// A new RRN (`Y` + day of year + 8-digit sequence) and authorization code (6 digits).
@@ -1299,21 +1307,71 @@ fn orig_by_id(c: &Connection, id: i64) -> Result<Option<Orig>, CenterError> {
     .map_err(db("read original"))
 }
 
+/// Sets an authorization's state. A purchase that enters or leaves `approved` adds its
+/// `amount - refunded` to, or takes it from, its card's spending of its own date
+/// ([`add_spent`]): the daily limit counts approved purchases only.
 fn set_state(c: &Connection, id: i64, state: AuthState) -> Result<(), CenterError> {
+    let before = c
+        .query_row_cached(
+            "SELECT kind, card_id, local_date, amount - refunded, state FROM auths WHERE id = ?1",
+            params![id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(db("read authorization state"))?;
     c.execute_cached(
         "UPDATE auths SET state = ?2 WHERE id = ?1",
         params![id, state.as_str()],
     )
     .map_err(db("update authorization state"))?;
+    if let Some((kind, Some(card), local_date, left, old)) = before
+        && kind == Kind::Purchase.as_str()
+    {
+        let approved = AuthState::Approved.as_str();
+        let delta = match (old == approved, state == AuthState::Approved) {
+            (false, true) => left,
+            (true, false) => -left,
+            _ => 0,
+        };
+        add_spent(c, card, &local_date, delta)?;
+    }
     Ok(())
 }
 
+/// Adds `delta` to what was refunded of a purchase (negative: a refund reversed). While the
+/// purchase is approved, its card's spending of the purchase's date moves the other way
+/// ([`add_spent`]).
 fn add_refunded(c: &Connection, id: i64, delta: i64) -> Result<(), CenterError> {
-    c.execute_cached(
-        "UPDATE auths SET refunded = refunded + ?2 WHERE id = ?1",
-        params![id, delta],
-    )
-    .map_err(db("update refunded amount"))?;
+    let row = c
+        .query_row_cached(
+            "UPDATE auths SET refunded = refunded + ?2 WHERE id = ?1 \
+             RETURNING kind, card_id, local_date, state",
+            params![id, delta],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(db("update refunded amount"))?;
+    if let Some((kind, Some(card), local_date, state)) = row
+        && kind == Kind::Purchase.as_str()
+        && state == AuthState::Approved.as_str()
+    {
+        add_spent(c, card, &local_date, delta.saturating_neg())?;
+    }
     Ok(())
 }
 
@@ -1657,7 +1715,195 @@ fn decide_reversal(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::super::registry::NewCard;
     use super::*;
+
+    const RICH: &str = "6212340000000001";
+    const OTHER: &str = "6212340000000019";
+    const WINDOW: i64 = 2 * 86_400_000;
+
+    fn req(kind: Kind, stan: u32, pan: &str, amount: u64, orig_rrn: Option<&str>) -> Req {
+        let (mti, pc) = match kind {
+            Kind::Void => ("0200", "200000"),
+            Kind::Refund => ("0220", "200000"),
+            Kind::Reversal => ("0400", "000000"),
+            _ => ("0200", "000000"),
+        };
+        Req {
+            mti: mti.to_owned(),
+            kind,
+            pc: pc.to_owned(),
+            amount: Some(amount),
+            stan,
+            acquirer: "48020000".to_owned(),
+            terminal: "10000001".to_owned(),
+            merchant: "898100012340001".to_owned(),
+            pan: Some(pan.to_owned()),
+            expiry: None,
+            pin_block: None,
+            orig_rrn: orig_rrn.map(str::to_owned),
+            f61: None,
+            f55: None,
+        }
+    }
+
+    fn purchase(c: &Connection, now: &LocalTime, pan: &str, stan: u32, amount: u64) -> Decision {
+        let r = req(Kind::Purchase, stan, pan, amount, None);
+        decide_card_debit(c, &r, now, &CardLimits::default(), WINDOW, PinIn::NoPvk).unwrap()
+    }
+
+    fn credit_back(
+        c: &Connection,
+        now: &LocalTime,
+        kind: Kind,
+        stan: u32,
+        amount: u64,
+        rrn: &str,
+    ) -> Decision {
+        let r = req(kind, stan, RICH, amount, Some(rrn));
+        decide_credit_back(c, &r, now, WINDOW).unwrap()
+    }
+
+    /// The reversal of the original with STAN `stan` and amount `amount`.
+    fn reverse(c: &Connection, now: &LocalTime, stan: u32, amount: u64) -> Decision {
+        let r = req(Kind::Reversal, stan, RICH, amount, None);
+        decide_reversal(c, &r, now, WINDOW).unwrap()
+    }
+
+    /// The card's `card_spend` row for the day, after checking that it is what `spent_on`
+    /// reads and what the sum over `auths` says.
+    fn spent(c: &Connection, card: i64, date: &str) -> i64 {
+        let kept: i64 = c
+            .query_row(
+                "SELECT spent FROM card_spend WHERE local_date = ?1 AND card_id = ?2",
+                params![date, card],
+                |r| r.get(0),
+            )
+            .optional()
+            .unwrap()
+            .unwrap_or(0);
+        let sum: i64 = c
+            .query_row(
+                "SELECT COALESCE(SUM(amount - refunded), 0) FROM auths WHERE card_id = ?1 \
+                 AND local_date = ?2 AND kind = 'purchase' AND state = 'approved'",
+                params![card, date],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kept, sum, "card {card} on {date}");
+        assert_eq!(
+            spent_on(c, card, date).unwrap(),
+            u64::try_from(kept).unwrap()
+        );
+        kept
+    }
+
+    #[test]
+    fn card_spend_follows_purchases_refunds_voids_and_reversals() {
+        let reg = Registry::open_in_memory().unwrap();
+        for (pan, account) in [(RICH, "A"), (OTHER, "B")] {
+            reg.add_account(account, 1_000_000, "test").unwrap();
+            reg.add_card(&NewCard {
+                number: pan.to_owned(),
+                kind: CardKind::Bank,
+                account: account.to_owned(),
+                status: CardStatus::Active,
+                expiry: "9912".to_owned(),
+                pin_data: None,
+                single_limit: None,
+                daily_limit: Some(20_000),
+            })
+            .unwrap();
+        }
+        // 01:00 local (UTC+8) on 10 March 2024, and a day later.
+        let day1 = LocalTime::at(1_710_003_600_000, 480);
+        let day2 = LocalTime::at(1_710_003_600_000 + 86_400_000, 480);
+        assert_eq!(
+            (day1.yyyymmdd.as_str(), day2.yyyymmdd.as_str()),
+            ("20240310", "20240311")
+        );
+        let (d1, d2) = ("20240310", "20240311");
+        reg.with(|c| {
+            let card = card_by_number(c, RICH)?.map_or(0, |k| k.id);
+            let other = card_by_number(c, OTHER)?.map_or(0, |k| k.id);
+            let p1 = purchase(c, &day1, RICH, 1, 10_000);
+            assert_eq!(p1.code, "00");
+            assert_eq!(spent(c, card, d1), 10_000);
+            let p2 = purchase(c, &day1, RICH, 2, 6_000);
+            assert_eq!(p2.code, "00");
+            assert_eq!(spent(c, card, d1), 16_000);
+            // Over the daily limit: declined, nothing counted.
+            assert_eq!(purchase(c, &day1, RICH, 3, 5_000).code, "61");
+            assert_eq!(spent(c, card, d1), 16_000);
+            // Another card's purchases are its own.
+            assert_eq!(purchase(c, &day1, OTHER, 9, 7_000).code, "00");
+            assert_eq!(spent(c, other, d1), 7_000);
+            // A partial refund gives room back: the same 5 000 now fits.
+            let rrn1 = p1.rrn.unwrap();
+            let rrn2 = p2.rrn.unwrap();
+            assert_eq!(
+                credit_back(c, &day1, Kind::Refund, 4, 1_500, &rrn2).code,
+                "00"
+            );
+            assert_eq!(spent(c, card, d1), 14_500);
+            assert_eq!(purchase(c, &day1, RICH, 5, 5_000).code, "00");
+            assert_eq!(spent(c, card, d1), 19_500);
+            // A void takes the whole purchase off, a reversal of a purchase what is left.
+            assert_eq!(
+                credit_back(c, &day1, Kind::Void, 6, 10_000, &rrn1).code,
+                "00"
+            );
+            assert_eq!(spent(c, card, d1), 9_500);
+            assert_eq!(reverse(c, &day1, 5, 5_000).code, "00");
+            assert_eq!(spent(c, card, d1), 4_500);
+            // The next day: a refund of the first day's purchase counts on the first day.
+            assert_eq!(
+                credit_back(c, &day2, Kind::Refund, 7, 2_000, &rrn2).code,
+                "00"
+            );
+            assert_eq!(spent(c, card, d1), 2_500);
+            assert_eq!(spent(c, card, d2), 0);
+            // Reversing a refund adds it back; reversing the void restores the purchase.
+            assert_eq!(reverse(c, &day2, 4, 1_500).code, "00");
+            assert_eq!(spent(c, card, d1), 4_000);
+            assert_eq!(reverse(c, &day2, 6, 10_000).code, "00");
+            assert_eq!(spent(c, card, d1), 14_000);
+            assert_eq!(purchase(c, &day2, RICH, 8, 3_000).code, "00");
+            assert_eq!(spent(c, card, d2), 3_000);
+            // The refunded purchase reversed: what was left of it (6 000 - 2 000) goes; the
+            // reversal of its refund then changes nothing, the purchase being no more approved.
+            assert_eq!(reverse(c, &day2, 2, 6_000).code, "00");
+            assert_eq!(spent(c, card, d1), 10_000);
+            assert_eq!(reverse(c, &day2, 7, 2_000).code, "00");
+            assert_eq!(spent(c, card, d1), 10_000);
+            assert_eq!(spent(c, other, d1), 7_000);
+            // Every row agrees with the sum over auths, and there are no others.
+            let rows = |q: &str| -> Vec<(String, i64, i64)> {
+                let mut stmt = c.prepare(q).unwrap();
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap()
+            };
+            let kept = rows("SELECT local_date, card_id, spent FROM card_spend ORDER BY 1, 2");
+            let summed = rows(
+                "SELECT local_date, card_id, SUM(amount - refunded) FROM auths \
+                 WHERE kind = 'purchase' AND state = 'approved' GROUP BY 1, 2 ORDER BY 1, 2",
+            );
+            assert_eq!(summed, kept);
+            assert_eq!(
+                kept,
+                vec![
+                    (d1.to_owned(), card, 10_000),
+                    (d1.to_owned(), other, 7_000),
+                    (d2.to_owned(), card, 3_000),
+                ]
+            );
+            Ok(())
+        })
+        .unwrap();
+    }
 
     #[test]
     fn response_mtis() {

@@ -21,6 +21,7 @@
 //! | `cards` | bank cards (PAN) and purse cards (application serial as 16 digits): kind, account (a purse's funding account), status, expiry YYMM, PIN verification data, PIN tries, limits |
 //! | `blacklist` | card numbers refused whatever their status (`62`) |
 //! | `auths` | one row per transaction message answered: matching key (32, 41, 11), kind, amount, card, account, response code, RRN, authorization code, state, the original it refers to, the response as sent (replayed to duplicates), load data |
+//! | `card_spend` | per local date and card: what the card's approved purchases of that date add up to, less what was refunded (the daily limit), kept in step with `auths` |
 //! | `messages` | the journal: every request and response, its masked PAN, and the message itself without the fields a description masks (card numbers, tracks, PIN blocks, MACs) or the expiry and key fields; described, masked, when read |
 //! | `counters` | the RRN sequence |
 //!
@@ -34,7 +35,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use iso8583_wire::{decode_partial, specs};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::CenterError;
 
@@ -322,12 +323,24 @@ CREATE TABLE IF NOT EXISTS auths (
 );
 CREATE INDEX IF NOT EXISTS auths_key ON auths (acquirer, terminal, stan);
 CREATE INDEX IF NOT EXISTS auths_rrn ON auths (rrn);
--- The daily spending sum reads this index alone (a card's approved purchases of a day and
--- their amounts), not one table row per purchase: it replaces auths_card_day (card_id,
--- local_date), with which each purchase's limit check read every row of the card's day.
+-- The daily limit reads one row: a card's spending of a day (its approved purchases less
+-- what was refunded) is a running total, kept in step with every purchase, void, refund and
+-- reversal. It replaces the index auths_card_spend (card_id, local_date, kind, state,
+-- amount, refunded), which the check summed but which every purchase wrote at a page of its
+-- own card: one more WAL page per card per group commit. card_spend is keyed date first, so
+-- one day's rows are contiguous and a commit touches few pages. A database without it gets
+-- it filled from auths, and that index dropped, on open (add_card_spend); the index before
+-- that one, auths_card_day (card_id, local_date), made the check read every row of the day.
 DROP INDEX IF EXISTS auths_card_day;
-CREATE INDEX IF NOT EXISTS auths_card_spend
-    ON auths (card_id, local_date, kind, state, amount, refunded);
+CREATE TABLE IF NOT EXISTS card_spend (
+    local_date TEXT NOT NULL,
+    card_id INTEGER NOT NULL,
+    spent INTEGER NOT NULL,
+    PRIMARY KEY (local_date, card_id)
+) WITHOUT ROWID;
+-- A load confirmation looks its load up by card (find_load): only load rows are in this
+-- index, so purchases do not write it.
+CREATE INDEX IF NOT EXISTS auths_load ON auths (card_id) WHERE kind = 'load';
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL,
@@ -500,7 +513,7 @@ impl Registry {
         Self::init(conn, PathBuf::from(":memory:"))
     }
 
-    fn init(conn: Connection, path: PathBuf) -> Result<Registry, CenterError> {
+    fn init(mut conn: Connection, path: PathBuf) -> Result<Registry, CenterError> {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sql("enable foreign keys"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
@@ -511,9 +524,17 @@ impl Registry {
         // cache does after every use, so every cached statement was parsed again each time.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(sql("enable query planner stability"))?;
-        conn.execute_batch(SCHEMA)
+        // The schema and its migrations in one transaction: a database is either brought
+        // up to date whole or left as it was.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin the schema update"))?;
+        let had_card_spend = has_table(&tx, "card_spend")?;
+        tx.execute_batch(SCHEMA)
             .map_err(sql("create center schema"))?;
-        add_message_columns(&conn)?;
+        add_card_spend(&tx, had_card_spend)?;
+        add_message_columns(&tx)?;
+        tx.commit().map_err(sql("commit the schema update"))?;
         let conn = Arc::new(Mutex::new(conn));
         let (tx, rx) = channel::<Job>();
         let shared = conn.clone();
@@ -738,6 +759,35 @@ impl Registry {
     }
 }
 
+/// Whether the database has a table `name`.
+fn has_table(conn: &Connection, name: &str) -> Result<bool, CenterError> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        params![name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .map_err(sql("read the database's tables"))
+}
+
+/// Databases made before `card_spend` (`had_card_spend` false: the schema just created it
+/// empty) get each card's day filled from `auths` with the sum the daily limit check ran;
+/// the index that sum read, `auths_card_spend`, is then dropped.
+fn add_card_spend(conn: &Connection, had_card_spend: bool) -> Result<(), CenterError> {
+    if !had_card_spend {
+        conn.execute(
+            "INSERT INTO card_spend (local_date, card_id, spent) \
+             SELECT local_date, card_id, SUM(amount - refunded) FROM auths \
+             WHERE kind = 'purchase' AND state = 'approved' AND card_id IS NOT NULL \
+             GROUP BY local_date, card_id",
+            [],
+        )
+        .map_err(sql("fill card_spend from auths"))?;
+    }
+    conn.execute_batch("DROP INDEX IF EXISTS auths_card_spend;")
+        .map_err(sql("drop index auths_card_spend"))
+}
+
 /// Databases made before messages were stored as bytes gain the two columns (their rows
 /// keep their text, and the new columns stay empty for them).
 fn add_message_columns(conn: &Connection) -> Result<(), CenterError> {
@@ -880,17 +930,40 @@ pub(crate) fn set_pin_tries(c: &Connection, card_id: i64, tries: u32) -> Result<
     Ok(())
 }
 
-/// The amount a card spent on `local_date` (approved purchases not undone).
+/// The amount a card spent on `local_date` (approved purchases not undone, less what was
+/// refunded): its `card_spend` row, 0 without one.
 pub(crate) fn spent_on(c: &Connection, card_id: i64, local_date: &str) -> Result<u64, CenterError> {
-    let n: i64 = c
+    let n: Option<i64> = c
         .query_row_cached(
-            "SELECT COALESCE(SUM(amount - refunded), 0) FROM auths WHERE card_id = ?1 \
-             AND local_date = ?2 AND kind = 'purchase' AND state = 'approved'",
-            params![card_id, local_date],
+            "SELECT spent FROM card_spend WHERE local_date = ?1 AND card_id = ?2",
+            params![local_date, card_id],
             |r| r.get(0),
         )
-        .map_err(sql("sum daily spending"))?;
-    Ok(u64::try_from(n).unwrap_or(0))
+        .optional()
+        .map_err(sql("read daily spending"))?;
+    Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+}
+
+/// Adds `delta` (negative: less spent) to a card's spending of `local_date`, the purchase's
+/// own date. Callers: every change of an approved purchase's `amount - refunded`, in the
+/// same unit of work (see `insert_auth`, `set_state` and `add_refunded` in
+/// [`authorize`](super::authorize)).
+pub(crate) fn add_spent(
+    c: &Connection,
+    card_id: i64,
+    local_date: &str,
+    delta: i64,
+) -> Result<(), CenterError> {
+    if delta == 0 {
+        return Ok(());
+    }
+    c.execute_cached(
+        "INSERT INTO card_spend (local_date, card_id, spent) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (local_date, card_id) DO UPDATE SET spent = spent + excluded.spent",
+        params![local_date, card_id, delta],
+    )
+    .map_err(sql("update daily spending"))?;
+    Ok(())
 }
 
 /// Next value of a counter (starting at 1).
@@ -1018,6 +1091,99 @@ mod tests {
         drop(reg);
         // Opening again does not add the columns twice.
         drop(Registry::open(&path).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn card_spend_rows(c: &Connection) -> Vec<(String, i64, i64)> {
+        let mut stmt = c
+            .prepare("SELECT local_date, card_id, spent FROM card_spend ORDER BY 1, 2")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn index_names(c: &Connection) -> Vec<String> {
+        let mut stmt = c
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'auths' \
+                 AND sql IS NOT NULL ORDER BY name",
+            )
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_old_database_gets_card_spend_filled_from_auths_and_loses_the_spending_index() {
+        let dir = crate::demo::temp_dir("posp-center-spend");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("center.db");
+        {
+            // A database from before card_spend: the daily limit summed this index.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE auths (id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL, \
+                 local_date TEXT NOT NULL, kind TEXT NOT NULL, mti TEXT NOT NULL, \
+                 acquirer TEXT NOT NULL, terminal TEXT NOT NULL, merchant TEXT NOT NULL, \
+                 stan INTEGER NOT NULL, fingerprint TEXT NOT NULL, card_id INTEGER, \
+                 account_id TEXT, amount INTEGER NOT NULL, response_code TEXT NOT NULL, \
+                 rrn TEXT, auth_code TEXT, state TEXT NOT NULL, original_id INTEGER, \
+                 refunded INTEGER NOT NULL DEFAULT 0, load_data TEXT, response BLOB); \
+                 CREATE INDEX auths_key ON auths (acquirer, terminal, stan); \
+                 CREATE INDEX auths_rrn ON auths (rrn); \
+                 CREATE INDEX auths_card_spend \
+                     ON auths (card_id, local_date, kind, state, amount, refunded);",
+            )
+            .unwrap();
+            let rows = [
+                (Some(1), "20240310", "purchase", "approved", 10_000, 0),
+                (Some(1), "20240310", "purchase", "approved", 6_000, 1_500),
+                (Some(1), "20240310", "purchase", "voided", 4_000, 0),
+                (Some(1), "20240310", "purchase", "reversed", 3_000, 1_000),
+                (Some(1), "20240310", "refund", "approved", 1_500, 0),
+                (Some(1), "20240311", "purchase", "approved", 3_000, 0),
+                (Some(2), "20240310", "purchase", "declined", 9_000, 0),
+                (Some(2), "20240310", "purchase", "approved", 700, 0),
+                (None, "20240310", "purchase", "declined", 100, 0),
+            ];
+            for (stan, (card, date, kind, state, amount, refunded)) in (1i64..).zip(rows) {
+                c.execute(
+                    "INSERT INTO auths (created_ms, local_date, kind, mti, acquirer, terminal, \
+                     merchant, stan, fingerprint, card_id, amount, response_code, state, \
+                     refunded) VALUES (0, ?1, ?2, '0200', '48020000', '10000001', 'M', ?3, \
+                     '', ?4, ?5, '00', ?6, ?7)",
+                    params![date, kind, stan, card, amount, state, refunded],
+                )
+                .unwrap();
+            }
+        }
+        let want = vec![
+            ("20240310".to_owned(), 1, 14_500),
+            ("20240310".to_owned(), 2, 700),
+            ("20240311".to_owned(), 1, 3_000),
+        ];
+        let reg = Registry::open(&path).unwrap();
+        reg.with(|c| {
+            assert_eq!(card_spend_rows(c), want);
+            assert_eq!(index_names(c), ["auths_key", "auths_load", "auths_rrn"]);
+            assert_eq!(spent_on(c, 1, "20240310")?, 14_500);
+            assert_eq!(spent_on(c, 1, "20240312")?, 0);
+            Ok(())
+        })
+        .unwrap();
+        drop(reg);
+        // Opened again, the table is there: it is not filled a second time.
+        let reg = Registry::open(&path).unwrap();
+        reg.with(|c| {
+            assert_eq!(card_spend_rows(c), want);
+            Ok(())
+        })
+        .unwrap();
+        drop(reg);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
