@@ -139,7 +139,7 @@ impl Journal for SqliteStore {
         // Encoded here, not on the writer thread every write waits for.
         let request_hex = hex::encode_upper(&entry.request);
         self.writer
-            .submit(move |conn| insert_entry(conn, entry, &request_hex, None))
+            .submit_one_statement(move |conn| insert_entry(conn, entry, &request_hex, None))
             .await
     }
 
@@ -157,7 +157,9 @@ impl Journal for SqliteStore {
         .validate()?;
         let request_hex = hex::encode_upper(&entry.request);
         self.writer
-            .submit(move |conn| insert_entry(conn, entry, &request_hex, Some((upstream_stan, at))))
+            .submit_one_statement(move |conn| {
+                insert_entry(conn, entry, &request_hex, Some((upstream_stan, at)))
+            })
             .await
     }
 
@@ -173,7 +175,7 @@ impl Journal for SqliteStore {
         // Encoded here, not on the writer thread every write waits for.
         let response_hex = update.response.as_deref().map(hex::encode_upper);
         self.writer
-            .submit(move |conn| set_entry_state(conn, id, &update, response_hex))
+            .submit_one_statement(move |conn| set_entry_state(conn, id, &update, response_hex))
             .await
     }
 
