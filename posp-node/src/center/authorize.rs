@@ -522,7 +522,7 @@ impl Authorizer {
         let (spec, at_ms) = (self.spec, progress.at_ms);
         let (decision, answered) = self
             .registry
-            .call(move |c| {
+            .call_infallible(move |c| {
                 if let Some(l) = &line
                     && let Err(e) = insert_line(c, l)
                 {
@@ -545,7 +545,7 @@ impl Authorizer {
                 {
                     error!(code = "CENTER_JOURNAL", "{e}");
                 }
-                Ok((decision, answered))
+                (decision, answered)
             })
             .await?;
         progress.answered = answered;
@@ -987,16 +987,27 @@ enum Claim {
 /// gets `94`; an original whose reversal came first gets `05` (and is recorded, declined).
 fn claim(c: &Connection, req: &Req, now: &LocalTime, window: i64) -> Result<Claim, CenterError> {
     let since = now.unix_ms - window;
-    let prior = c
-        .query_row_cached(
-            "SELECT fingerprint, response FROM auths WHERE acquirer = ?1 AND terminal = ?2 \
-             AND stan = ?3 AND kind != 'reversal' AND created_ms >= ?4 ORDER BY id DESC LIMIT 1",
-            params![req.acquirer, req.terminal, req.stan, since],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
+    // One look at the key's rows of the window, newest first: the latest original decides;
+    // without one, a reversal that found no original means this one came after it.
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT kind = 'reversal', fingerprint, response, original_id IS NULL FROM auths \
+             WHERE acquirer = ?1 AND terminal = ?2 AND stan = ?3 AND created_ms >= ?4 \
+             ORDER BY id DESC",
         )
-        .optional()
         .map_err(db("find duplicate"))?;
-    if let Some((fp, resp)) = prior {
+    let mut rows = stmt
+        .query(params![req.acquirer, req.terminal, req.stan, since])
+        .map_err(db("find duplicate"))?;
+    let mut orphan = false;
+    while let Some(row) = rows.next().map_err(db("find duplicate"))? {
+        let read = |i| row.get::<_, bool>(i).map_err(db("find duplicate"));
+        if read(0)? {
+            orphan |= read(3)?;
+            continue;
+        }
+        let fp: String = row.get(1).map_err(db("find duplicate"))?;
+        let resp: Option<Vec<u8>> = row.get(2).map_err(db("find duplicate"))?;
         return Ok(Claim::Early(match resp {
             Some(bytes) if fp == req.fingerprint() => Decision {
                 replay: Some(bytes),
@@ -1008,15 +1019,9 @@ fn claim(c: &Connection, req: &Req, now: &LocalTime, window: i64) -> Result<Clai
             }
         }));
     }
-    let orphan: i64 = c
-        .query_row_cached(
-            "SELECT COUNT(*) FROM auths WHERE acquirer = ?1 AND terminal = ?2 AND stan = ?3 \
-             AND kind = 'reversal' AND original_id IS NULL AND created_ms >= ?4",
-            params![req.acquirer, req.terminal, req.stan, since],
-            |r| r.get(0),
-        )
-        .map_err(db("find reversal"))?;
-    if orphan > 0 {
+    drop(rows);
+    drop(stmt);
+    if orphan {
         warn!("original arrived after its reversal: 05");
         let id = insert_auth(c, req, now, &NewAuth::declined("05"))?;
         return Ok(Claim::Early(Decision {

@@ -404,10 +404,15 @@ fn run_unit<T>(
 ) -> Result<T, CenterError> {
     match c {
         Some(c) => in_savepoint(c, &UNIT, f),
-        None => Err(CenterError::Database {
-            op: "group commit",
-            detail: "not run".to_owned(),
-        }),
+        None => Err(not_run()),
+    }
+}
+
+/// The error of a unit whose batch did not begin (the delivery reports why).
+fn not_run() -> CenterError {
+    CenterError::Database {
+        op: "group commit",
+        detail: "not run".to_owned(),
     }
 }
 
@@ -573,9 +578,32 @@ impl Registry {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, CenterError> + Send + 'static,
     ) -> Result<T, CenterError> {
+        self.unit(move |c| run_unit(c, f)).await
+    }
+
+    /// Runs `f` as one unit of work of the committer, as [`call`](Self::call) does, for
+    /// work that cannot fail as a whole: it handles its own errors (with savepoints of its
+    /// own around the parts that must be undone together), so it needs no savepoint
+    /// around it. The error is the batch's (not begun, or its commit failed).
+    pub(crate) async fn call_infallible<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> T + Send + 'static,
+    ) -> Result<T, CenterError> {
+        self.unit(move |c| match c {
+            Some(c) => Ok(f(c)),
+            None => Err(not_run()),
+        })
+        .await
+    }
+
+    /// Hands `run` to the committer and returns its result once the batch is committed.
+    async fn unit<T: Send + 'static>(
+        &self,
+        run: impl FnOnce(Option<&mut Connection>) -> Result<T, CenterError> + Send + 'static,
+    ) -> Result<T, CenterError> {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, CenterError>>();
         let job: Job = Box::new(move |c: Option<&mut Connection>| {
-            let result = run_unit(c, f);
+            let result = run(c);
             Box::new(move |committed: Result<(), String>| {
                 let out = match committed {
                     Ok(()) => result,
