@@ -80,7 +80,7 @@ fn add_entry(
     conn.execute(
         "INSERT INTO journal (created_at, updated_at, origin, terminal_id, merchant_id, batch,
          stan, local_date, local_time, kind, mti, processing_code, amount, masked_pan, state,
-         response_code, rrn, request_hex, terminal_request)
+         response_code, rrn, request, terminal_request)
          VALUES (1000, 1000, 'TERMINAL', ?1, '898100012340001', ?2, ?3, ?4, ?5, ?6, '0200',
          '000000', ?7, ?8, ?9, ?10, ?11, '0200', 1)",
         rusqlite::params![

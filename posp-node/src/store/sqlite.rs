@@ -136,10 +136,8 @@ impl SqliteStore {
 impl Journal for SqliteStore {
     async fn insert(&self, entry: NewEntry) -> Result<InsertOutcome, StoreError> {
         entry.validate()?;
-        // Encoded here, not on the writer thread every write waits for.
-        let request_hex = hex::encode_upper(&entry.request);
         self.writer
-            .submit_one_statement(move |conn| insert_entry(conn, entry, &request_hex, None))
+            .submit_one_statement(move |conn| insert_entry(conn, entry, None))
             .await
     }
 
@@ -155,11 +153,8 @@ impl Journal for SqliteStore {
             ..StateUpdate::to(TxnState::Sent, at)
         }
         .validate()?;
-        let request_hex = hex::encode_upper(&entry.request);
         self.writer
-            .submit_one_statement(move |conn| {
-                insert_entry(conn, entry, &request_hex, Some((upstream_stan, at)))
-            })
+            .submit_one_statement(move |conn| insert_entry(conn, entry, Some((upstream_stan, at))))
             .await
     }
 
@@ -172,10 +167,8 @@ impl Journal for SqliteStore {
 
     async fn set_state(&self, id: i64, update: StateUpdate) -> Result<(), StoreError> {
         update.validate()?;
-        // Encoded here, not on the writer thread every write waits for.
-        let response_hex = update.response.as_deref().map(hex::encode_upper);
         self.writer
-            .submit_one_statement(move |conn| set_entry_state(conn, id, &update, response_hex))
+            .submit_one_statement(move |conn| set_entry_state(conn, id, &update))
             .await
     }
 
@@ -696,10 +689,23 @@ impl FromSql for Hex {
     }
 }
 
+/// A journal entry's request or response: bytes (a BLOB) since schema version 4, hex text
+/// in rows written before.
+struct Message(Vec<u8>);
+
+impl FromSql for Message {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value {
+            ValueRef::Blob(b) => Ok(Message(b.to_vec())),
+            other => Hex::column_result(other).map(|h| Message(h.0)),
+        }
+    }
+}
+
 /// The journal columns, in the order [`entry_from_row`] reads them.
 const ENTRY_COLUMNS: &str = "id, created_at, updated_at, origin, terminal_id, merchant_id, \
     batch, stan, local_date, local_time, kind, mti, processing_code, amount, masked_pan, \
-    state, response_code, rrn, auth_code, upstream_stan, original_id, request_hex, response_hex";
+    state, response_code, rrn, auth_code, upstream_stan, original_id, request, response";
 
 /// Reads a journal row selected with [`ENTRY_COLUMNS`].
 fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<JournalEntry> {
@@ -725,8 +731,8 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<JournalEntry> {
         auth_code: row.get(18)?,
         upstream_stan: row.get(19)?,
         original_id: row.get(20)?,
-        request: row.get::<_, Hex>(21)?.0,
-        response: row.get::<_, Option<Hex>>(22)?.map(|h| h.0),
+        request: row.get::<_, Message>(21)?.0,
+        response: row.get::<_, Option<Message>>(22)?.map(|h| h.0),
     })
 }
 
@@ -786,7 +792,6 @@ fn select_entry_by_key(
 fn insert_entry(
     conn: &Connection,
     new: NewEntry,
-    request_hex: &str,
     sent: Option<(u32, i64)>,
 ) -> Result<InsertOutcome, StoreError> {
     let key = new.idempotency_key();
@@ -799,7 +804,7 @@ fn insert_entry(
         .prepare_cached(
             "INSERT INTO journal (created_at, updated_at, origin, terminal_id, merchant_id, \
              batch, stan, local_date, local_time, kind, mti, processing_code, amount, \
-             masked_pan, state, original_id, request_hex, terminal_request, upstream_stan) \
+             masked_pan, state, original_id, request, terminal_request, upstream_stan) \
              VALUES (?1, ?18, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
              ?17, ?19) ON CONFLICT (terminal_id, batch, stan, local_date, local_time, kind, \
              terminal_request) DO NOTHING",
@@ -821,7 +826,7 @@ fn insert_entry(
                 new.masked_pan,
                 state.as_str(),
                 new.original_id,
-                request_hex,
+                new.request,
                 key.as_ref().map(|_| 1),
                 updated_at,
                 upstream_stan,
@@ -869,8 +874,7 @@ fn update_entry(
             to: update.to,
         });
     }
-    let response_hex = update.response.as_deref().map(hex::encode_upper);
-    set_entry_state(conn, id, &update, response_hex)?;
+    set_entry_state(conn, id, &update)?;
     entry.state = update.to;
     entry.updated_at = update.at;
     if update.response_code.is_some() {
@@ -905,18 +909,13 @@ fn legal_sources(to: TxnState) -> String {
 
 /// Writer side: [`update_entry`] in one statement, the transition checked in its `WHERE`;
 /// the entry is read only to say why nothing changed.
-fn set_entry_state(
-    conn: &Connection,
-    id: i64,
-    update: &StateUpdate,
-    response_hex: Option<String>,
-) -> Result<(), StoreError> {
+fn set_entry_state(conn: &Connection, id: i64, update: &StateUpdate) -> Result<(), StoreError> {
     let changed = conn
         .prepare_cached(
             "UPDATE journal SET state = ?2, updated_at = ?3, \
              response_code = COALESCE(?4, response_code), rrn = COALESCE(?5, rrn), \
              auth_code = COALESCE(?6, auth_code), upstream_stan = COALESCE(?7, upstream_stan), \
-             response_hex = COALESCE(?8, response_hex) \
+             response = COALESCE(?8, response) \
              WHERE id = ?1 AND instr(?9, ',' || state || ',') > 0",
         )
         .and_then(|mut s| {
@@ -928,7 +927,7 @@ fn set_entry_state(
                 update.rrn,
                 update.auth_code,
                 update.upstream_stan,
-                response_hex,
+                update.response,
                 legal_sources(update.to),
             ])
         })

@@ -264,6 +264,8 @@ fn a_request_journaled_before_version_4_is_still_found_as_a_duplicate() {
         (old.id, old.origin, old.state),
         (1, Origin::Terminal, TxnState::Approved)
     );
+    // Its request, stored as hex text then, reads back as bytes.
+    assert_eq!(old.request, vec![0x02, 0x00, 0x30, 0x20]);
     let key = purchase("T0000001", 7, 1000, 0).idempotency_key().unwrap();
     assert_eq!(
         block_on(store.by_idempotency_key(&key))
@@ -280,10 +282,10 @@ fn a_request_journaled_before_version_4_is_still_found_as_a_duplicate() {
     assert_eq!(insert(&store, node).id, 4);
     store.shutdown();
     let conn = rusqlite::Connection::open(dir.db()).unwrap();
-    let marks: Vec<(i64, Option<i64>, Option<String>)> = conn
-        .prepare("SELECT id, terminal_request, idem_key FROM journal ORDER BY id")
+    let marks: Vec<(i64, Option<i64>, Option<String>, String)> = conn
+        .prepare("SELECT id, terminal_request, idem_key, typeof(request) FROM journal ORDER BY id")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
@@ -293,11 +295,12 @@ fn a_request_journaled_before_version_4_is_still_found_as_a_duplicate() {
             (
                 1,
                 Some(1),
-                Some("T0000001/000001/000007/0611143005/PURCHASE".to_owned())
+                Some("T0000001/000001/000007/0611143005/PURCHASE".to_owned()),
+                "text".to_owned()
             ),
-            (2, None, None),
-            (3, Some(1), None),
-            (4, None, None),
+            (2, None, None, "text".to_owned()),
+            (3, Some(1), None, "blob".to_owned()),
+            (4, None, None, "blob".to_owned()),
         ]
     );
 }
