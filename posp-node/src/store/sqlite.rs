@@ -691,13 +691,13 @@ impl FromSql for Hex {
 
 /// A journal entry's request or response: bytes (a BLOB) since schema version 4, hex text
 /// in rows written before.
-struct Message(Vec<u8>);
+struct StoredMessage(Vec<u8>);
 
-impl FromSql for Message {
+impl FromSql for StoredMessage {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         match value {
-            ValueRef::Blob(b) => Ok(Message(b.to_vec())),
-            other => Hex::column_result(other).map(|h| Message(h.0)),
+            ValueRef::Blob(b) => Ok(StoredMessage(b.to_vec())),
+            other => Hex::column_result(other).map(|h| StoredMessage(h.0)),
         }
     }
 }
@@ -731,8 +731,8 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<JournalEntry> {
         auth_code: row.get(18)?,
         upstream_stan: row.get(19)?,
         original_id: row.get(20)?,
-        request: row.get::<_, Message>(21)?.0,
-        response: row.get::<_, Option<Message>>(22)?.map(|h| h.0),
+        request: row.get::<_, StoredMessage>(21)?.0,
+        response: row.get::<_, Option<StoredMessage>>(22)?.map(|m| m.0),
     })
 }
 
@@ -841,18 +841,17 @@ fn insert_entry(
         return Ok(InsertOutcome::Inserted(entry));
     }
     // Only the idempotency key can conflict (the node's entries, without one, never do).
-    let found = match &key {
-        Some(k) => select_entry_by_key(conn, k)?,
-        None => None,
+    let Some(key) = key else {
+        return Err(StoreError::Invalid {
+            field: "idempotency key",
+            reason: "an entry of the node's own conflicted".to_owned(),
+        });
     };
-    match found {
+    match select_entry_by_key(conn, &key)? {
         Some(existing) => Ok(InsertOutcome::DuplicateOf(existing)),
         None => Err(StoreError::Invalid {
             field: "idempotency key",
-            reason: format!(
-                "{} conflicted, but no entry has it",
-                key.map(|k| k.to_string()).unwrap_or_default()
-            ),
+            reason: format!("{key} conflicted, but no entry has it"),
         }),
     }
 }

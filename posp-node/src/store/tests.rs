@@ -105,6 +105,19 @@ fn ids(entries: &[JournalEntry]) -> Vec<i64> {
     entries.iter().map(|e| e.id).collect()
 }
 
+/// The one column `sql` selects, every row (the writer's tests use it too).
+pub(super) fn column<T: rusqlite::types::FromSql>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+) -> Vec<T> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 /// Row counts of the three tables, read with a plain connection.
 fn counts(path: &Path) -> (i64, i64, i64) {
     let conn = rusqlite::Connection::open(path).unwrap();
@@ -906,16 +919,11 @@ fn schema_is_versioned_and_a_newer_one_is_refused() {
     // Version 3 made the two terminal indexes one; version 4 folded that one into the
     // idempotency index.
     let conn = rusqlite::Connection::open(old.db()).unwrap();
-    let indexes: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'journal' \
-             AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        )
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let indexes: Vec<String> = column(
+        &conn,
+        "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'journal' \
+         AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    );
     assert_eq!(
         indexes,
         [
@@ -932,13 +940,7 @@ fn schema_is_versioned_and_a_newer_one_is_refused() {
     drop(open(&dir.db()));
     drop(open(&dir.db()));
     let conn = rusqlite::Connection::open(dir.db()).unwrap();
-    let versions: Vec<i64> = conn
-        .prepare("SELECT version FROM schema_version")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let versions: Vec<i64> = column(&conn, "SELECT version FROM schema_version");
     assert_eq!(versions, vec![1, 2, 3, 4]);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))

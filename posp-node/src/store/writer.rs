@@ -250,6 +250,33 @@ fn run_cached(conn: &Connection, stmt: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(stmt)?.execute([]).map(|_| ())
 }
 
+/// Runs one job of a batch: in a savepoint of its own unless it writes with one statement.
+/// Returns its answer (none when its savepoint could not be opened: the job has been failed)
+/// and, when the savepoint could not be opened or closed, why the batch cannot commit.
+fn run_job(conn: &Connection, job: Box<dyn Job>) -> (Option<Box<dyn Answer>>, Option<String>) {
+    if job.single_statement() {
+        return (Some(job.run(conn)), None);
+    }
+    if let Err(e) = run_cached(conn, "SAVEPOINT job") {
+        let detail = format!("open savepoint: {e}");
+        job.fail(StoreError::Commit {
+            detail: detail.clone(),
+        });
+        return (None, Some(detail));
+    }
+    let answer = job.run(conn);
+    let closed = if answer.is_ok() {
+        run_cached(conn, "RELEASE job")
+    } else {
+        // ROLLBACK TO keeps the savepoint open: release it too.
+        run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
+    };
+    (
+        Some(answer),
+        closed.err().map(|e| format!("close savepoint: {e}")),
+    )
+}
+
 /// Runs `batch` in one transaction, commits, then answers every job.
 fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>, counters: &Counters) {
     if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
@@ -273,33 +300,9 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>, counters: 
             });
             continue;
         }
-        if job.single_statement() {
-            answers.push(job.run(conn));
-        } else {
-            match run_cached(conn, "SAVEPOINT job") {
-                Ok(()) => {
-                    let answer = job.run(conn);
-                    let closed = if answer.is_ok() {
-                        run_cached(conn, "RELEASE job")
-                    } else {
-                        // ROLLBACK TO keeps the savepoint open: release it too.
-                        run_cached(conn, "ROLLBACK TO job")
-                            .and_then(|()| run_cached(conn, "RELEASE job"))
-                    };
-                    if let Err(e) = closed {
-                        broken = Some(format!("close savepoint: {e}"));
-                    }
-                    answers.push(answer);
-                }
-                Err(e) => {
-                    let detail = format!("open savepoint: {e}");
-                    job.fail(StoreError::Commit {
-                        detail: detail.clone(),
-                    });
-                    broken = Some(detail);
-                }
-            }
-        }
+        let (answer, fault) = run_job(conn, job);
+        answers.extend(answer);
+        broken = fault;
         // Some errors (disk full, I/O) make SQLite roll the whole transaction back: what
         // the batch wrote so far is gone, and what follows would run outside it.
         if broken.is_none() && conn.is_autocommit() {
@@ -409,13 +412,7 @@ mod tests {
         );
         writer.shutdown();
         let c = Connection::open(&path).unwrap();
-        let rows: Vec<i64> = c
-            .prepare("SELECT v FROM t ORDER BY v")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let rows: Vec<i64> = super::super::tests::column(&c, "SELECT v FROM t ORDER BY v");
         assert_eq!(rows, vec![1, 2, 3, 4]);
         let _ = std::fs::remove_dir_all(&dir);
     }
