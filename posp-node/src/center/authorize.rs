@@ -299,63 +299,36 @@ fn field_text(msg: &Message<'_>, n: u16) -> Option<String> {
 }
 
 /// Where a request is in its units of work: its journal line until a unit has written it,
-/// the response template until a decision's unit has used it, and the answer that unit
+/// the response template until a decision's unit has used it, and the response that unit
 /// committed.
 struct Progress {
     /// When the request came (its journal lines' time).
     at_ms: i64,
     in_line: Option<Line>,
     template: Option<MessageBuf<'static>>,
-    answered: Option<Answered>,
+    /// The committed response, encoded with its MAC field zeroed ([`encode_for_mac`]): a
+    /// fresh one or a repeat's stored one. Only the MAC is left to put in.
+    answered: Option<Vec<u8>>,
 }
 
-/// The answer a decision's unit committed, without its MAC.
-enum Answered {
-    /// The response built from the template and the decision.
-    Fresh(MessageBuf<'static>),
-    /// A repeat's stored answer.
-    Replay(Vec<u8>),
-}
-
-/// Stores an answer in its decision's unit: a fresh response with its authorization (for
-/// repeats), and its journal line.
+/// Journals a response in its decision's unit and, given the authorization it answers,
+/// stores it there for repeats.
 fn store_answer(
     c: &Connection,
     spec: &'static Spec,
     at_ms: i64,
     auth_id: Option<i64>,
-    answered: &Answered,
+    body: &[u8],
 ) -> Result<(), CenterError> {
-    let body = match answered {
-        Answered::Fresh(buf) => {
-            let body = buf
-                .to_vec(spec)
-                .map_err(|e| CenterError::Encode(e.to_string()))?;
-            if let Some(id) = auth_id {
-                c.execute_cached(
-                    "UPDATE auths SET response = ?2 WHERE id = ?1",
-                    params![id, body],
-                )
-                .map_err(db("store response"))?;
-            }
-            std::borrow::Cow::Owned(body)
-        }
-        Answered::Replay(stored) => std::borrow::Cow::Borrowed(stored),
-    };
-    let (msg, _) = decode_partial(spec, &body);
+    if let Some(id) = auth_id {
+        c.execute_cached(
+            "UPDATE auths SET response = ?2 WHERE id = ?1",
+            params![id, body],
+        )
+        .map_err(db("store response"))?;
+    }
+    let (msg, _) = decode_partial(spec, body);
     insert_line(c, &journal_line("out", spec, &msg, at_ms))
-}
-
-/// The response to a request: the echoed fields, the decision's, unsigned.
-fn response_buf(
-    msg: &Message<'_>,
-    kind: Option<Kind>,
-    decision: &Decision,
-    now: &LocalTime,
-) -> Option<MessageBuf<'static>> {
-    let mut out = response_base(msg, kind, now)?;
-    apply_decision(&mut out, decision);
-    Some(out)
 }
 
 /// A response before its decision: the echoed fields, the response MTI, the time.
@@ -445,24 +418,23 @@ impl Authorizer {
                 }
             }
         };
-        // A decision's unit is committed with its response: only the MAC is left to add.
+        // A decision's unit is committed with its response: only the MAC is left to put in.
         let unsigned = match progress.answered.take() {
-            Some(Answered::Replay(stored)) => {
-                info!(mti = %mti, "repeated request: stored answer sent");
-                match decode(spec, &stored) {
-                    Ok(m) => m.to_buf().into_owned(),
-                    Err(e) => {
-                        error!(code = "CENTER_DB", "stored answer does not decode: {e}");
-                        return None;
-                    }
+            Some(body) => {
+                if decision.replay.is_some() {
+                    info!(mti = %mti, "repeated request: stored answer sent");
                 }
+                body
             }
-            Some(Answered::Fresh(buf)) => buf,
             // No unit ran (the request was refused before its decision), or its commit
             // failed and nothing of it is stored (`decide` then answers `96`): the response
             // and the journal lines are one unit of their own.
             None => {
-                let out = response_buf(&msg, kind, &decision, &now)?;
+                let mut out = match progress.template.take() {
+                    Some(t) => t,
+                    None => response_base(&msg, kind, &now)?,
+                };
+                apply_decision(&mut out, &decision);
                 let signed = match self.sign(out).await {
                     Ok(b) => b,
                     Err(e) => {
@@ -475,7 +447,7 @@ impl Authorizer {
                 return Some(signed);
             }
         };
-        match self.sign(unsigned).await {
+        match self.put_mac(unsigned).await {
             Ok(b) => Some(b),
             Err(e) => {
                 error!(code = "CENTER_SIGN", "{e}; no answer sent");
@@ -507,11 +479,11 @@ impl Authorizer {
     /// The unit of work of a decision: the request's journal line (if not written yet),
     /// then `f` in a savepoint of its own (a decision that fails is answered `96` and leaves
     /// the journal line in place), then the response built from `progress.template`:
-    /// stored with the authorization for repeats, and journaled. The response is kept
-    /// without its MAC, which only depends on its bytes and the ZAK: the caller signs it
-    /// once the unit is committed, and a repeat's stored answer is signed again the same
-    /// way. One group commit makes the decision and its response durable together, with no
-    /// wait for the HSM inside the committer's transaction.
+    /// stored with the authorization for repeats, and journaled. The response is encoded
+    /// with its MAC field zeroed: the MAC depends only on those bytes and the ZAK, so the
+    /// caller puts it in once the unit is committed, and a repeat's stored answer gets the
+    /// same MAC the same way. One group commit makes the decision and its response durable
+    /// together, with no wait for the HSM inside the committer's transaction.
     async fn decision_unit(
         &self,
         progress: &mut Progress,
@@ -532,19 +504,27 @@ impl Authorizer {
                     error!(code = "CENTER_DB", "{e}: 96");
                     Decision::code("96")
                 });
+                // A repeat's stored answer is journaled; a fresh response is also stored.
                 let answered = match (&decision.replay, template) {
-                    (Some(stored), _) => Some(Answered::Replay(stored.clone())),
+                    (Some(stored), _) => Some((stored.clone(), None)),
                     (None, Some(mut t)) => {
                         apply_decision(&mut t, &decision);
-                        Some(Answered::Fresh(t))
+                        match encode_for_mac(spec, &mut t) {
+                            Ok(body) => Some((body, decision.auth_id)),
+                            Err(e) => {
+                                error!(code = "CENTER_SIGN", "response: {e}; no answer sent");
+                                None
+                            }
+                        }
                     }
                     (None, None) => None,
                 };
-                if let Some(a) = &answered
-                    && let Err(e) = store_answer(c, spec, at_ms, decision.auth_id, a)
-                {
-                    error!(code = "CENTER_JOURNAL", "{e}");
-                }
+                let answered = answered.map(|(body, auth_id)| {
+                    if let Err(e) = store_answer(c, spec, at_ms, auth_id, &body) {
+                        error!(code = "CENTER_JOURNAL", "{e}");
+                    }
+                    body
+                });
                 (decision, answered)
             })
             .await?;
@@ -884,11 +864,17 @@ impl Authorizer {
             .await
     }
 
-    /// Sets the MAC field (64, or 128 with a secondary bitmap) to the X9.19 MAC (ZAK) of
-    /// everything before it.
+    /// Encodes `out` with its MAC field (64, or 128 with a secondary bitmap) set to the
+    /// X9.19 MAC (ZAK) of everything before it.
     async fn sign(&self, mut out: MessageBuf<'static>) -> Result<Vec<u8>, CenterError> {
-        let mut body =
+        let body =
             encode_for_mac(self.spec, &mut out).map_err(|e| CenterError::Encode(e.to_string()))?;
+        self.put_mac(body).await
+    }
+
+    /// Puts the X9.19 MAC (ZAK) of everything before it into the MAC field of `body`, a
+    /// response encoded by [`encode_for_mac`] (the MAC field last, zeroed or not).
+    async fn put_mac(&self, mut body: Vec<u8>) -> Result<Vec<u8>, CenterError> {
         let mac = self
             .hsm
             .generate_mac(&self.keys.zak, MacAlgorithm::X919, mab(self.spec, &body))
@@ -986,30 +972,12 @@ enum Claim {
 /// answered request gets its stored response, a different request or one not answered yet
 /// gets `94`; an original whose reversal came first gets `05` (and is recorded, declined).
 fn claim(c: &Connection, req: &Req, now: &LocalTime, window: i64) -> Result<Claim, CenterError> {
-    let since = now.unix_ms - window;
-    // One look at the key's rows of the window, newest first: the latest original decides;
-    // without one, a reversal that found no original means this one came after it.
-    let mut stmt = c
-        .prepare_cached(
-            "SELECT kind = 'reversal', fingerprint, response, original_id IS NULL FROM auths \
-             WHERE acquirer = ?1 AND terminal = ?2 AND stan = ?3 AND created_ms >= ?4 \
-             ORDER BY id DESC",
-        )
-        .map_err(db("find duplicate"))?;
-    let mut rows = stmt
-        .query(params![req.acquirer, req.terminal, req.stan, since])
-        .map_err(db("find duplicate"))?;
-    let mut orphan = false;
-    while let Some(row) = rows.next().map_err(db("find duplicate"))? {
-        let read = |i| row.get::<_, bool>(i).map_err(db("find duplicate"));
-        if read(0)? {
-            orphan |= read(3)?;
-            continue;
-        }
-        let fp: String = row.get(1).map_err(db("find duplicate"))?;
-        let resp: Option<Vec<u8>> = row.get(2).map_err(db("find duplicate"))?;
-        return Ok(Claim::Early(match resp {
-            Some(bytes) if fp == req.fingerprint() => Decision {
+    Ok(match on_key(c, req, now.unix_ms - window)? {
+        OnKey::Original {
+            fingerprint,
+            response,
+        } => Claim::Early(match response {
+            Some(bytes) if fingerprint == req.fingerprint() => Decision {
                 replay: Some(bytes),
                 ..Decision::code("00")
             },
@@ -1017,19 +985,58 @@ fn claim(c: &Connection, req: &Req, now: &LocalTime, window: i64) -> Result<Clai
                 warn!("matching key in use by another request: 94");
                 Decision::code("94")
             }
-        }));
+        }),
+        OnKey::OrphanReversal => {
+            warn!("original arrived after its reversal: 05");
+            let id = insert_auth(c, req, now, &NewAuth::declined("05"))?;
+            Claim::Early(Decision {
+                auth_id: Some(id),
+                ..Decision::code("05")
+            })
+        }
+        OnKey::Nothing => Claim::Free,
+    })
+}
+
+/// What the matching key (32 + 41 + 11) of a request has had since a time.
+enum OnKey {
+    /// An original: the latest one's fingerprint and stored response.
+    Original {
+        fingerprint: String,
+        response: Option<Vec<u8>>,
+    },
+    /// No original, but a reversal that found none.
+    OrphanReversal,
+    /// Nothing.
+    Nothing,
+}
+
+/// One look at the key's rows since `since`, newest first.
+fn on_key(c: &Connection, req: &Req, since: i64) -> Result<OnKey, CenterError> {
+    let err = db("find duplicate");
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT kind = 'reversal', fingerprint, response, original_id IS NULL FROM auths \
+             WHERE acquirer = ?1 AND terminal = ?2 AND stan = ?3 AND created_ms >= ?4 \
+             ORDER BY id DESC",
+        )
+        .map_err(&err)?;
+    let mut rows = stmt
+        .query(params![req.acquirer, req.terminal, req.stan, since])
+        .map_err(&err)?;
+    let mut seen = OnKey::Nothing;
+    while let Some(row) = rows.next().map_err(&err)? {
+        if !row.get::<_, bool>(0).map_err(&err)? {
+            return Ok(OnKey::Original {
+                fingerprint: row.get(1).map_err(&err)?,
+                response: row.get(2).map_err(&err)?,
+            });
+        }
+        if row.get::<_, bool>(3).map_err(&err)? {
+            seen = OnKey::OrphanReversal;
+        }
     }
-    drop(rows);
-    drop(stmt);
-    if orphan {
-        warn!("original arrived after its reversal: 05");
-        let id = insert_auth(c, req, now, &NewAuth::declined("05"))?;
-        return Ok(Claim::Early(Decision {
-            auth_id: Some(id),
-            ..Decision::code("05")
-        }));
-    }
-    Ok(Claim::Free)
+    Ok(seen)
 }
 
 /// The columns of a new authorization that vary.
@@ -1312,23 +1319,40 @@ fn orig_by_id(c: &Connection, id: i64) -> Result<Option<Orig>, CenterError> {
     .map_err(db("read original"))
 }
 
+/// What the daily spending needs of an authorization: the card of a purchase (`None` for
+/// any other kind, or a purchase without a card), the purchase's date, what is left of it
+/// (`amount - refunded`) and whether it is approved.
+struct Spend {
+    purchase_card: Option<i64>,
+    local_date: String,
+    left: i64,
+    approved: bool,
+}
+
+/// The columns [`Spend::from_row`] reads.
+const SPEND_COLUMNS: &str = "CASE kind WHEN 'purchase' THEN card_id END, local_date, amount - refunded, \
+     state = 'approved'";
+
+impl Spend {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Spend> {
+        Ok(Spend {
+            purchase_card: r.get(0)?,
+            local_date: r.get(1)?,
+            left: r.get(2)?,
+            approved: r.get(3)?,
+        })
+    }
+}
+
 /// Sets an authorization's state. A purchase that enters or leaves `approved` adds its
 /// `amount - refunded` to, or takes it from, its card's spending of its own date
 /// ([`add_spent`]): the daily limit counts approved purchases only.
 fn set_state(c: &Connection, id: i64, state: AuthState) -> Result<(), CenterError> {
     let before = c
         .query_row_cached(
-            "SELECT kind, card_id, local_date, amount - refunded, state FROM auths WHERE id = ?1",
+            &format!("SELECT {SPEND_COLUMNS} FROM auths WHERE id = ?1"),
             params![id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<i64>>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            },
+            Spend::from_row,
         )
         .optional()
         .map_err(db("read authorization state"))?;
@@ -1337,11 +1361,14 @@ fn set_state(c: &Connection, id: i64, state: AuthState) -> Result<(), CenterErro
         params![id, state.as_str()],
     )
     .map_err(db("update authorization state"))?;
-    if let Some((kind, Some(card), local_date, left, old)) = before
-        && kind == Kind::Purchase.as_str()
+    if let Some(Spend {
+        purchase_card: Some(card),
+        local_date,
+        left,
+        approved,
+    }) = before
     {
-        let approved = AuthState::Approved.as_str();
-        let delta = match (old == approved, state == AuthState::Approved) {
+        let delta = match (approved, state == AuthState::Approved) {
             (false, true) => left,
             (true, false) => -left,
             _ => 0,
@@ -1355,25 +1382,22 @@ fn set_state(c: &Connection, id: i64, state: AuthState) -> Result<(), CenterErro
 /// purchase is approved, its card's spending of the purchase's date moves the other way
 /// ([`add_spent`]).
 fn add_refunded(c: &Connection, id: i64, delta: i64) -> Result<(), CenterError> {
-    let row = c
+    let after = c
         .query_row_cached(
-            "UPDATE auths SET refunded = refunded + ?2 WHERE id = ?1 \
-             RETURNING kind, card_id, local_date, state",
+            &format!(
+                "UPDATE auths SET refunded = refunded + ?2 WHERE id = ?1 RETURNING {SPEND_COLUMNS}"
+            ),
             params![id, delta],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<i64>>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            },
+            Spend::from_row,
         )
         .optional()
         .map_err(db("update refunded amount"))?;
-    if let Some((kind, Some(card), local_date, state)) = row
-        && kind == Kind::Purchase.as_str()
-        && state == AuthState::Approved.as_str()
+    if let Some(Spend {
+        purchase_card: Some(card),
+        local_date,
+        approved: true,
+        ..
+    }) = after
     {
         add_spent(c, card, &local_date, delta.saturating_neg())?;
     }
