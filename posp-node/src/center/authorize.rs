@@ -1915,7 +1915,7 @@ mod tests {
                     .collect::<Result<_, _>>()
                     .unwrap()
             };
-            let kept = rows("SELECT local_date, card_id, spent FROM card_spend ORDER BY 1, 2");
+            let kept = super::super::registry::card_spend_rows(c);
             let summed = rows(
                 "SELECT local_date, card_id, SUM(amount - refunded) FROM auths \
                  WHERE kind = 'purchase' AND state = 'approved' GROUP BY 1, 2 ORDER BY 1, 2",

@@ -787,6 +787,19 @@ impl Registry {
     }
 }
 
+/// Every `card_spend` row as (date, card, spent), in key order (tests).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn card_spend_rows(c: &Connection) -> Vec<(String, i64, i64)> {
+    let mut stmt = c
+        .prepare("SELECT local_date, card_id, spent FROM card_spend ORDER BY 1, 2")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 /// Whether the database has a table `name`.
 fn has_table(conn: &Connection, name: &str) -> Result<bool, CenterError> {
     conn.query_row(
@@ -1076,21 +1089,15 @@ mod tests {
 
     #[test]
     fn journal_rows_are_described_from_their_stored_message_and_old_rows_keep_their_text() {
-        let dir = crate::demo::temp_dir("posp-center-journal");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("center.db");
-        {
-            // A database from before messages were stored as bytes.
-            let c = Connection::open(&path).unwrap();
-            c.execute_batch(
-                "CREATE TABLE messages (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, \
-                 direction TEXT NOT NULL, mti TEXT NOT NULL, acquirer TEXT, terminal TEXT, \
-                 stan INTEGER, pan_masked TEXT, response_code TEXT, text TEXT NOT NULL); \
-                 INSERT INTO messages (at_ms, direction, mti, text) \
-                 VALUES (1, 'in', '0200', 'described before');",
-            )
-            .unwrap();
-        }
+        // A database from before messages were stored as bytes.
+        let (dir, path, _) = old_database(
+            "posp-center-journal",
+            "CREATE TABLE messages (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, \
+             direction TEXT NOT NULL, mti TEXT NOT NULL, acquirer TEXT, terminal TEXT, \
+             stan INTEGER, pan_masked TEXT, response_code TEXT, text TEXT NOT NULL); \
+             INSERT INTO messages (at_ms, direction, mti, text) \
+             VALUES (1, 'in', '0200', 'described before');",
+        );
         let reg = Registry::open(&path).unwrap();
         let spec = iso8583_wire::specs::cups_pos();
         let mut m = iso8583_wire::MessageBuf::new("0200").unwrap();
@@ -1122,14 +1129,15 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    fn card_spend_rows(c: &Connection) -> Vec<(String, i64, i64)> {
-        let mut stmt = c
-            .prepare("SELECT local_date, card_id, spent FROM card_spend ORDER BY 1, 2")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+    /// A database made by hand in a new directory: the directory, the file, and the open
+    /// connection that made it.
+    fn old_database(prefix: &str, schema: &str) -> (PathBuf, PathBuf, Connection) {
+        let dir = crate::demo::temp_dir(prefix);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("center.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(schema).unwrap();
+        (dir, path, c)
     }
 
     fn index_names(c: &Connection) -> Vec<String> {
@@ -1147,48 +1155,43 @@ mod tests {
 
     #[test]
     fn an_old_database_gets_card_spend_filled_from_auths_and_loses_the_spending_index() {
-        let dir = crate::demo::temp_dir("posp-center-spend");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("center.db");
-        {
-            // A database from before card_spend: the daily limit summed this index.
-            let c = Connection::open(&path).unwrap();
-            c.execute_batch(
-                "CREATE TABLE auths (id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL, \
-                 local_date TEXT NOT NULL, kind TEXT NOT NULL, mti TEXT NOT NULL, \
-                 acquirer TEXT NOT NULL, terminal TEXT NOT NULL, merchant TEXT NOT NULL, \
-                 stan INTEGER NOT NULL, fingerprint TEXT NOT NULL, card_id INTEGER, \
-                 account_id TEXT, amount INTEGER NOT NULL, response_code TEXT NOT NULL, \
-                 rrn TEXT, auth_code TEXT, state TEXT NOT NULL, original_id INTEGER, \
-                 refunded INTEGER NOT NULL DEFAULT 0, load_data TEXT, response BLOB); \
-                 CREATE INDEX auths_key ON auths (acquirer, terminal, stan); \
-                 CREATE INDEX auths_rrn ON auths (rrn); \
-                 CREATE INDEX auths_card_spend \
-                     ON auths (card_id, local_date, kind, state, amount, refunded);",
-            )
-            .unwrap();
-            let rows = [
-                (Some(1), "20240310", "purchase", "approved", 10_000, 0),
-                (Some(1), "20240310", "purchase", "approved", 6_000, 1_500),
-                (Some(1), "20240310", "purchase", "voided", 4_000, 0),
-                (Some(1), "20240310", "purchase", "reversed", 3_000, 1_000),
-                (Some(1), "20240310", "refund", "approved", 1_500, 0),
-                (Some(1), "20240311", "purchase", "approved", 3_000, 0),
-                (Some(2), "20240310", "purchase", "declined", 9_000, 0),
-                (Some(2), "20240310", "purchase", "approved", 700, 0),
-                (None, "20240310", "purchase", "declined", 100, 0),
-            ];
-            for (stan, (card, date, kind, state, amount, refunded)) in (1i64..).zip(rows) {
-                c.execute(
-                    "INSERT INTO auths (created_ms, local_date, kind, mti, acquirer, terminal, \
+        // A database from before card_spend: the daily limit summed this index.
+        let (dir, path, c) = old_database(
+            "posp-center-spend",
+            "CREATE TABLE auths (id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL, \
+             local_date TEXT NOT NULL, kind TEXT NOT NULL, mti TEXT NOT NULL, \
+             acquirer TEXT NOT NULL, terminal TEXT NOT NULL, merchant TEXT NOT NULL, \
+             stan INTEGER NOT NULL, fingerprint TEXT NOT NULL, card_id INTEGER, \
+             account_id TEXT, amount INTEGER NOT NULL, response_code TEXT NOT NULL, \
+             rrn TEXT, auth_code TEXT, state TEXT NOT NULL, original_id INTEGER, \
+             refunded INTEGER NOT NULL DEFAULT 0, load_data TEXT, response BLOB); \
+             CREATE INDEX auths_key ON auths (acquirer, terminal, stan); \
+             CREATE INDEX auths_rrn ON auths (rrn); \
+             CREATE INDEX auths_card_spend \
+                 ON auths (card_id, local_date, kind, state, amount, refunded);",
+        );
+        let rows = [
+            (Some(1), "20240310", "purchase", "approved", 10_000, 0),
+            (Some(1), "20240310", "purchase", "approved", 6_000, 1_500),
+            (Some(1), "20240310", "purchase", "voided", 4_000, 0),
+            (Some(1), "20240310", "purchase", "reversed", 3_000, 1_000),
+            (Some(1), "20240310", "refund", "approved", 1_500, 0),
+            (Some(1), "20240311", "purchase", "approved", 3_000, 0),
+            (Some(2), "20240310", "purchase", "declined", 9_000, 0),
+            (Some(2), "20240310", "purchase", "approved", 700, 0),
+            (None, "20240310", "purchase", "declined", 100, 0),
+        ];
+        for (stan, (card, date, kind, state, amount, refunded)) in (1i64..).zip(rows) {
+            c.execute(
+                "INSERT INTO auths (created_ms, local_date, kind, mti, acquirer, terminal, \
                      merchant, stan, fingerprint, card_id, amount, response_code, state, \
                      refunded) VALUES (0, ?1, ?2, '0200', '48020000', '10000001', 'M', ?3, \
                      '', ?4, ?5, '00', ?6, ?7)",
-                    params![date, kind, stan, card, amount, state, refunded],
-                )
-                .unwrap();
-            }
+                params![date, kind, stan, card, amount, state, refunded],
+            )
+            .unwrap();
         }
+        drop(c);
         let want = vec![
             ("20240310".to_owned(), 1, 14_500),
             ("20240310".to_owned(), 2, 700),
