@@ -34,9 +34,8 @@ use super::clock::LocalTime;
 use super::config::{CardLimits, ResolvedKeys};
 use super::registry::Cached;
 use super::registry::{
-    AuthState, CardKind, CardRecord, CardStatus, INNER, Registry, account_balance, add_spent,
-    adjust_balance, card_by_number, in_savepoint, is_blacklisted, next_counter, set_pin_tries,
-    spent_on, to_i64,
+    AuthState, CardKind, CardRecord, CardStatus, CardView, INNER, Registry, add_spent,
+    adjust_balance, card_by_number, card_view, in_savepoint, next_counter, set_pin_tries, to_i64,
 };
 
 /// Wrong PINs in a row after which a card gets `75` without its PIN being checked.
@@ -1140,12 +1139,8 @@ fn new_reference(c: &Connection, now: &LocalTime) -> Result<(String, String), Ce
 }
 
 /// Status, blacklist and expiry of a card: the decline code, if any.
-fn card_state_code(
-    c: &Connection,
-    card: &CardRecord,
-    req: &Req,
-    now: &LocalTime,
-) -> Result<Option<&'static str>, CenterError> {
+fn card_state_code(view: &CardView, req: &Req, now: &LocalTime) -> Option<&'static str> {
+    let card = &view.card;
     let code = match card.status {
         CardStatus::Active => None,
         CardStatus::Lost => Some("41"),
@@ -1153,20 +1148,20 @@ fn card_state_code(
         CardStatus::Blocked => Some("62"),
     };
     if code.is_some() {
-        return Ok(code);
+        return code;
     }
-    if is_blacklisted(c, &card.number)? {
-        return Ok(Some("62"));
+    if view.blacklisted {
+        return Some("62");
     }
     if card.expiry.as_str() < now.yymm.as_str() {
-        return Ok(Some("54"));
+        return Some("54");
     }
     if let Some(e) = &req.expiry
         && *e != card.expiry
     {
-        return Ok(Some("54"));
+        return Some("54");
     }
-    Ok(None)
+    None
 }
 
 /// Declines and records; the card's PIN tries are kept as they are.
@@ -1206,18 +1201,19 @@ fn decide_card_debit(
         return Ok(d);
     }
     let pan = req.pan.as_deref().unwrap_or("");
-    let Some(card) = card_by_number(c, pan)? else {
+    let Some(view) = card_view(c, pan, &now.yyyymmdd)? else {
         return decline(c, req, now, "14", None);
     };
+    let card = &view.card;
     if card.kind != CardKind::Bank {
-        return decline(c, req, now, "57", Some(&card));
+        return decline(c, req, now, "57", Some(card));
     }
-    if let Some(code) = card_state_code(c, &card, req, now)? {
-        return decline(c, req, now, code, Some(&card));
+    if let Some(code) = card_state_code(&view, req, now) {
+        return decline(c, req, now, code, Some(card));
     }
-    let pin = pin.check(&card);
+    let pin = pin.check(card);
     if pin != PinCheck::NotNeeded && card.pin_tries >= MAX_PIN_TRIES {
-        return decline(c, req, now, "75", Some(&card));
+        return decline(c, req, now, "75", Some(card));
     }
     match pin {
         PinCheck::NotNeeded => {}
@@ -1228,19 +1224,19 @@ fn decide_card_debit(
         }
         PinCheck::Wrong => {
             set_pin_tries(c, card.id, card.pin_tries.saturating_add(1))?;
-            return decline(c, req, now, "55", Some(&card));
+            return decline(c, req, now, "55", Some(card));
         }
-        PinCheck::Missing => return decline(c, req, now, "55", Some(&card)),
-        PinCheck::Format => return decline(c, req, now, "99", Some(&card)),
-        PinCheck::Failed => return decline(c, req, now, "96", Some(&card)),
+        PinCheck::Missing => return decline(c, req, now, "55", Some(card)),
+        PinCheck::Format => return decline(c, req, now, "99", Some(card)),
+        PinCheck::Failed => return decline(c, req, now, "96", Some(card)),
     }
-    let balance = account_balance(c, &card.account)?.unwrap_or(0);
+    let balance = view.balance;
     if req.kind == Kind::Balance {
         let (rrn, auth) = new_reference(c, now)?;
         let a = NewAuth {
             rrn: Some(rrn.clone()),
             auth_code: Some(auth.clone()),
-            ..NewAuth::card("00", &card)
+            ..NewAuth::card("00", card)
         };
         let id = insert_auth(c, req, now, &a)?;
         return Ok(Decision {
@@ -1253,24 +1249,23 @@ fn decide_card_debit(
     }
     let amount = req.amount.unwrap_or(0);
     if amount == 0 {
-        return decline(c, req, now, "13", Some(&card));
+        return decline(c, req, now, "13", Some(card));
     }
     if amount > card.single_limit.unwrap_or(limits.single) {
-        return decline(c, req, now, "61", Some(&card));
+        return decline(c, req, now, "61", Some(card));
     }
-    let spent = spent_on(c, card.id, &now.yyyymmdd)?;
-    if spent.saturating_add(amount) > card.daily_limit.unwrap_or(limits.daily) {
-        return decline(c, req, now, "61", Some(&card));
+    if view.spent.saturating_add(amount) > card.daily_limit.unwrap_or(limits.daily) {
+        return decline(c, req, now, "61", Some(card));
     }
     if balance < to_i64(amount) {
-        return decline(c, req, now, "51", Some(&card));
+        return decline(c, req, now, "51", Some(card));
     }
     adjust_balance(c, &card.account, -to_i64(amount))?;
     let (rrn, auth) = new_reference(c, now)?;
     let a = NewAuth {
         rrn: Some(rrn.clone()),
         auth_code: Some(auth.clone()),
-        ..NewAuth::card("00", &card)
+        ..NewAuth::card("00", card)
     };
     let id = insert_auth(c, req, now, &a)?;
     Ok(Decision {
@@ -1483,29 +1478,29 @@ fn decide_load(
         return Ok(d);
     }
     let serial = hex::encode_upper(tlv.serial);
-    let Some(card) = card_by_number(c, &serial)? else {
+    let Some(view) = card_view(c, &serial, &now.yyyymmdd)? else {
         return decline(c, req, now, "14", None);
     };
+    let card = &view.card;
     if card.kind != CardKind::Purse {
-        return decline(c, req, now, "57", Some(&card));
+        return decline(c, req, now, "57", Some(card));
     }
-    if let Some(code) = card_state_code(c, &card, req, now)? {
-        return decline(c, req, now, code, Some(&card));
+    if let Some(code) = card_state_code(&view, req, now) {
+        return decline(c, req, now, code, Some(card));
     }
     let amount = req.amount.unwrap_or(0);
     if amount == 0 || u32::try_from(amount).is_err() {
-        return decline(c, req, now, "13", Some(&card));
+        return decline(c, req, now, "13", Some(card));
     }
     if u64::from(tlv.balance).saturating_add(amount) > limits.purse_max_balance {
-        return decline(c, req, now, "61", Some(&card));
+        return decline(c, req, now, "61", Some(card));
     }
-    let balance = account_balance(c, &card.account)?.unwrap_or(0);
-    if balance < to_i64(amount) {
-        return decline(c, req, now, "51", Some(&card));
+    if view.balance < to_i64(amount) {
+        return decline(c, req, now, "51", Some(card));
     }
     let mac2 = match mac2 {
         Ok(m) => m,
-        Err(code) => return decline(c, req, now, code, Some(&card)),
+        Err(code) => return decline(c, req, now, code, Some(card)),
     };
     adjust_balance(c, &card.account, -to_i64(amount))?;
     let date = now.date_bcd();
@@ -1526,7 +1521,7 @@ fn decide_load(
         rrn: Some(rrn.clone()),
         auth_code: Some(auth.clone()),
         load_data: serde_json::to_string(&data).ok(),
-        ..NewAuth::card("00", &card)
+        ..NewAuth::card("00", card)
     };
     let id = insert_auth(c, req, now, &a)?;
     let mut f55 = Vec::new();
@@ -1745,7 +1740,7 @@ fn decide_reversal(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::super::registry::NewCard;
+    use super::super::registry::{NewCard, spent_on};
     use super::*;
 
     const RICH: &str = "6212340000000001";
@@ -1826,6 +1821,45 @@ mod tests {
             u64::try_from(kept).unwrap()
         );
         kept
+    }
+
+    #[test]
+    fn a_card_view_reads_the_blacklist_the_balance_and_the_days_spending() {
+        let reg = Registry::open_in_memory().unwrap();
+        reg.add_account("A", 50_000, "test").unwrap();
+        for pan in [RICH, OTHER] {
+            reg.add_card(&NewCard {
+                number: pan.to_owned(),
+                kind: CardKind::Bank,
+                account: "A".to_owned(),
+                status: CardStatus::Active,
+                expiry: "9912".to_owned(),
+                pin_data: None,
+                single_limit: None,
+                daily_limit: None,
+            })
+            .unwrap();
+        }
+        reg.blacklist(OTHER, "reported").unwrap();
+        let day = LocalTime::at(1_710_003_600_000, 480);
+        reg.with(|c| {
+            let v = card_view(c, RICH, "20240310")?.unwrap();
+            assert_eq!((v.blacklisted, v.balance, v.spent), (false, 50_000, 0));
+            assert_eq!(v.card.number, RICH);
+            assert_eq!(purchase(c, &day, RICH, 1, 1_200).code, "00");
+            let v = card_view(c, RICH, "20240310")?.unwrap();
+            assert_eq!((v.blacklisted, v.balance, v.spent), (false, 48_800, 1_200));
+            // Another day's spending is not this day's.
+            assert_eq!(card_view(c, RICH, "20240311")?.unwrap().spent, 0);
+            // An active card on the blacklist is declined 62 and nothing moves.
+            let v = card_view(c, OTHER, "20240310")?.unwrap();
+            assert_eq!((v.blacklisted, v.balance, v.spent), (true, 48_800, 0));
+            assert_eq!(purchase(c, &day, OTHER, 2, 100).code, "62");
+            assert_eq!(card_view(c, OTHER, "20240310")?.unwrap().balance, 48_800);
+            assert!(card_view(c, "6212349999999999", "20240310")?.is_none());
+            Ok(())
+        })
+        .unwrap();
     }
 
     #[test]
