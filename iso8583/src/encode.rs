@@ -155,6 +155,10 @@ impl Value<'_> {
     }
 }
 
+/// The fields [`MessageBuf::new`] makes room for: a financial request or response of the
+/// common dialects carries 12 to 20 (growing from empty took three reallocations).
+const TYPICAL_FIELDS: usize = 20;
+
 /// A message to encode: an MTI and field values, kept in field order.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct MessageBuf<'v> {
@@ -179,9 +183,13 @@ impl fmt::Debug for MessageBuf<'_> {
 }
 
 impl<'v> MessageBuf<'v> {
-    /// A message with the given MTI (four decimal digits) and no fields.
+    /// A message with the given MTI (four decimal digits) and no fields, with room for 20
+    /// fields before the first reallocation.
     pub fn new(mti: &str) -> Result<Self> {
-        let mut m = MessageBuf::default();
+        let mut m = MessageBuf {
+            fields: Vec::with_capacity(TYPICAL_FIELDS),
+            ..MessageBuf::default()
+        };
         m.set_mti(mti)?;
         Ok(m)
     }
@@ -955,7 +963,9 @@ impl<'a> Message<'a> {
     /// the value (ASCII text, raw binary). `decode(encode(m)).to_buf() == m` for every valid
     /// message whose fixed-length values are given at full length.
     pub fn to_buf(&self) -> MessageBuf<'a> {
-        let mut fields = Vec::with_capacity(self.len());
+        // Room for a few more: the usual next step sets fields (a response's, a forwarded
+        // request's own).
+        let mut fields = Vec::with_capacity(self.len() + 4);
         for f in self.fields() {
             if self.spec().is_bitmap_field(f.number()) {
                 continue;
