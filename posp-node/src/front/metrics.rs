@@ -14,7 +14,9 @@ pub const LATENCY_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Transactions answered, by kind and response code.
-    txns: Mutex<BTreeMap<(String, String), u64>>,
+    /// Counts by kind, then response code: nested so that counting an answer of a pair
+    /// already seen looks it up by `&str` and allocates nothing.
+    txns: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     /// Latency bucket counts (cumulative buckets are computed on render).
     buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
     /// Latencies above the last bucket.
@@ -60,12 +62,19 @@ impl Metrics {
 
     /// Counts an answered transaction and its latency.
     pub fn record(&self, kind: &str, response_code: &str, latency: Duration) {
-        *self
-            .txns
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry((kind.to_owned(), response_code.to_owned()))
-            .or_insert(0) += 1;
+        {
+            let mut txns = self.txns.lock().unwrap_or_else(PoisonError::into_inner);
+            let codes = match txns.get_mut(kind) {
+                Some(codes) => codes,
+                None => txns.entry(kind.to_owned()).or_default(),
+            };
+            match codes.get_mut(response_code) {
+                Some(n) => *n += 1,
+                None => {
+                    codes.insert(response_code.to_owned(), 1);
+                }
+            }
+        }
         let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
         match LATENCY_BUCKETS_MS.iter().position(|&b| ms < b) {
             Some(i) => {
@@ -88,7 +97,8 @@ impl Metrics {
         self.txns
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&(kind.to_owned(), response_code.to_owned()))
+            .get(kind)
+            .and_then(|codes| codes.get(response_code))
             .copied()
             .unwrap_or(0)
     }
@@ -99,7 +109,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .map(|((k, c), n)| (k.clone(), c.clone(), *n))
+            .flat_map(|(k, codes)| codes.iter().map(|(c, n)| (k.clone(), c.clone(), *n)))
             .collect()
     }
 
@@ -268,6 +278,31 @@ impl Metrics {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn transactions_are_counted_by_kind_then_code_in_order() {
+        let m = Metrics::new();
+        for (kind, code) in [
+            ("PURCHASE", "00"),
+            ("PURCHASE", "51"),
+            ("ECHO", "00"),
+            ("PURCHASE", "00"),
+        ] {
+            m.record(kind, code, Duration::from_millis(1));
+        }
+        let own = |k: &str, c: &str, n: u64| (k.to_owned(), c.to_owned(), n);
+        assert_eq!(
+            m.txn_counts(),
+            [
+                own("ECHO", "00", 1),
+                own("PURCHASE", "00", 2),
+                own("PURCHASE", "51", 1)
+            ]
+        );
+        assert_eq!(m.count("PURCHASE", "51"), 1);
+        assert_eq!(m.count("PURCHASE", "99"), 0);
+        assert_eq!(m.count("VOID", "00"), 0);
+    }
 
     #[test]
     fn histogram_and_counters_render() {
