@@ -342,13 +342,19 @@ async fn run_terminal(
             None => break,
         };
         let amount = 100 + (r >> 32) % 9_900;
-        let latest_purchase = terminal
-            .records()
-            .iter()
-            .rev()
-            .find(|rec| rec.kind == RecordKind::Purchase && !rec.voided)
-            .cloned();
-        let outcome = match (load.mix.pick(r), latest_purchase) {
+        let operation = load.mix.pick(r);
+        // Only a void or a refund needs the purchase it undoes: the others skip the search
+        // and the copy of the record.
+        let latest_purchase = match operation {
+            Operation::Void | Operation::Refund => terminal
+                .records()
+                .iter()
+                .rev()
+                .find(|rec| rec.kind == RecordKind::Purchase && !rec.voided)
+                .cloned(),
+            _ => None,
+        };
+        let outcome = match (operation, latest_purchase) {
             (Operation::Balance, _) => terminal.balance(&holder.card, &holder.pin).await,
             (Operation::Void, Some(original)) => terminal.void(&original).await,
             (Operation::Refund, Some(original)) => {
