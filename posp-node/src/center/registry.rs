@@ -933,7 +933,7 @@ pub(crate) struct CardView {
     pub blacklisted: bool,
     /// Its account's balance.
     pub balance: i64,
-    /// What it spent on the day asked for (see [`spent_on`]).
+    /// What it spent on the day asked for: its `card_spend` row, 0 without one.
     pub spent: u64,
 }
 
