@@ -335,7 +335,9 @@ address = "127.0.0.1:5870"
 # spec: the upstream dialect, a built-in spec: "cups-pos" (the terminals' dialect), "iso87-binary",
 # "iso87-ascii" or "iso93-ascii"; the center's [center] spec must be the same. Requests go up with
 # the terminal's field numbers and values in this dialect, X9.19 MAC under the ZAK in field 64
-# (128 when the message has a secondary bitmap); the terminals always speak cups-pos.
+# (128 when the message has a secondary bitmap); the terminals always speak cups-pos. In
+# "iso93-ascii" field 39 carries ISO 8583:1993 action codes, translated to and from the
+# terminals' two-character response codes.
 spec = "cups-pos"
 # framing: 2-byte binary length (only "len2").
 framing = "len2"

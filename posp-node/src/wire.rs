@@ -174,6 +174,143 @@ pub fn fit_text(spec: &Spec, n: u16, value: &str) -> Option<String> {
     (v.len() <= max && (v.len() >= min || def.pad_short)).then(|| v.to_owned())
 }
 
+/// Whether `spec` carries ISO 8583:1993 action codes in field 39 (three digits) instead of
+/// the two-character response codes of ISO 8583:1987 and of the terminals' `cups-pos`.
+pub fn uses_action_codes(spec: &Spec) -> bool {
+    spec.field(39).is_some_and(|d| d.length == Length::Fixed(3))
+}
+
+/// Response codes (ISO 8583:1987 and the UnionPay POS codes the terminals read) and the
+/// ISO 8583:1993 action codes of the same meaning, both ways. `A0` (MAC failure) is 916,
+/// UnionPay's `99` (PIN block format error) 126. Codes of 1987 with no 1993 counterpart
+/// here (`64`, original amount wrong, for one) travel zero-padded instead.
+const ACTION_CODES: [(&str, &str); 48] = [
+    ("00", "000"),
+    ("08", "001"),
+    ("10", "002"),
+    ("11", "003"),
+    ("05", "100"),
+    ("54", "101"),
+    ("59", "102"),
+    ("60", "103"),
+    ("62", "104"),
+    ("66", "105"),
+    ("75", "106"),
+    ("01", "107"),
+    ("02", "108"),
+    ("03", "109"),
+    ("13", "110"),
+    ("14", "111"),
+    ("23", "113"),
+    ("40", "115"),
+    ("51", "116"),
+    ("55", "117"),
+    ("56", "118"),
+    ("57", "119"),
+    ("58", "120"),
+    ("61", "121"),
+    ("63", "122"),
+    ("65", "123"),
+    ("99", "126"),
+    ("04", "200"),
+    ("33", "201"),
+    ("34", "202"),
+    ("35", "203"),
+    ("36", "204"),
+    ("37", "205"),
+    ("38", "206"),
+    ("07", "207"),
+    ("41", "208"),
+    ("43", "209"),
+    ("12", "902"),
+    ("19", "903"),
+    ("30", "904"),
+    ("31", "905"),
+    ("90", "906"),
+    ("91", "907"),
+    ("92", "908"),
+    ("96", "909"),
+    ("94", "913"),
+    ("25", "914"),
+    ("A0", "916"),
+];
+
+/// Action codes read only (several map to one response code; the code sent for that
+/// response code is the one in [`ACTION_CODES`]).
+const ACTION_CODES_READ_ONLY: [(&str, &str); 12] = [
+    ("00", "004"),
+    ("00", "005"),
+    ("10", "006"),
+    ("00", "007"),
+    ("55", "112"),
+    ("55", "127"),
+    ("34", "210"),
+    ("91", "910"),
+    ("91", "911"),
+    ("91", "912"),
+    ("96", "920"),
+    ("96", "921"),
+];
+
+/// The ISO 8583:1993 action code for response code `code` in a response of type `mti`.
+/// Approval is `000`, but `400` in a reversal's response (04xx), `500` in a reconciliation's
+/// (05xx) and `800` in a network management one (08xx). A code with no counterpart travels
+/// zero-padded (`64` as `064`), which [`from_action_code`] reads back as it was.
+pub fn to_action_code(mti: &str, code: &str) -> String {
+    if code == "00" {
+        let class = match mti.as_bytes().get(1) {
+            Some(b'4') => "400",
+            Some(b'5') => "500",
+            Some(b'8') => "800",
+            _ => "000",
+        };
+        return class.to_owned();
+    }
+    ACTION_CODES
+        .iter()
+        .find(|(rc, _)| *rc == code)
+        .map_or_else(|| format!("{code:0>3}"), |(_, ac)| (*ac).to_owned())
+}
+
+/// The response code for an ISO 8583:1993 action code: the tables above; `400`, `500` and
+/// `800` are `00`; another code starting with `0` is a zero-padded response code (`064` is
+/// `64`); otherwise by class, `1xx` (denied) `05`, `2xx` (denied, pick up) `04`, `9xx`
+/// (error) `96`. `None` for anything else, which the caller handles as no valid answer.
+pub fn from_action_code(code: &str) -> Option<String> {
+    if let Some((rc, _)) = ACTION_CODES
+        .iter()
+        .chain(ACTION_CODES_READ_ONLY.iter())
+        .find(|(_, ac)| *ac == code)
+    {
+        return Some((*rc).to_owned());
+    }
+    if !(code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    match code {
+        "400" | "500" | "800" => return Some("00".to_owned()),
+        _ => {}
+    }
+    match code.as_bytes().first() {
+        Some(b'0') => code.get(1..).map(str::to_owned),
+        Some(b'1') => Some("05".to_owned()),
+        Some(b'2') => Some("04".to_owned()),
+        Some(b'9') => Some("96".to_owned()),
+        _ => None,
+    }
+}
+
+/// Field 39 of a message on a link of `spec`, as the terminals read it: an action code
+/// translated ([`from_action_code`]) where `spec` carries them, else the value made to fit
+/// ([`fit_text`]). `None` when neither gives a response code.
+pub fn terminal_response_code(spec: &Spec, carried: &str) -> Option<String> {
+    if uses_action_codes(spec) {
+        from_action_code(carried.trim())
+    } else {
+        fit_text(specs::cups_pos(), 39, carried)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -281,6 +418,92 @@ mod tests {
         // cups-pos has no field 128: the MAC stays in 64.
         let cups = upstream_spec("cups-pos").unwrap();
         assert_eq!(mac_field(cups, &m), 64);
+    }
+
+    #[test]
+    fn only_the_1993_spec_carries_action_codes() {
+        let names: Vec<&str> = UPSTREAM_SPECS
+            .into_iter()
+            .filter(|n| uses_action_codes(upstream_spec(n).unwrap()))
+            .collect();
+        assert_eq!(names, ["iso93-ascii"]);
+    }
+
+    #[test]
+    fn response_codes_become_action_codes_by_message_class() {
+        assert_eq!(to_action_code("0210", "00"), "000");
+        assert_eq!(to_action_code("0110", "00"), "000");
+        assert_eq!(to_action_code("0410", "00"), "400");
+        assert_eq!(to_action_code("0510", "00"), "500");
+        assert_eq!(to_action_code("0830", "00"), "800");
+        assert_eq!(to_action_code("0210", "51"), "116");
+        assert_eq!(to_action_code("0210", "41"), "208");
+        assert_eq!(to_action_code("0210", "55"), "117");
+        assert_eq!(to_action_code("0210", "A0"), "916");
+        assert_eq!(to_action_code("0410", "25"), "914");
+        // No 1993 counterpart: zero-padded, and read back as it was.
+        assert_eq!(to_action_code("0410", "64"), "064");
+        assert_eq!(from_action_code("064").as_deref(), Some("64"));
+    }
+
+    #[test]
+    fn action_codes_become_response_codes() {
+        let read = |c: &str| from_action_code(c);
+        assert_eq!(read("000").as_deref(), Some("00"));
+        assert_eq!(read("400").as_deref(), Some("00"));
+        assert_eq!(read("800").as_deref(), Some("00"));
+        assert_eq!(read("002").as_deref(), Some("10"));
+        assert_eq!(read("006").as_deref(), Some("10"));
+        assert_eq!(read("116").as_deref(), Some("51"));
+        assert_eq!(read("911").as_deref(), Some("91"));
+        assert_eq!(read("916").as_deref(), Some("A0"));
+        // Unlisted codes by class: denied, denied with pick-up, error.
+        assert_eq!(read("150").as_deref(), Some("05"));
+        assert_eq!(read("299").as_deref(), Some("04"));
+        assert_eq!(read("999").as_deref(), Some("96"));
+        // Neither a listed code nor a class that says what happened.
+        assert_eq!(read("300"), None);
+        assert_eq!(read("12"), None);
+        assert_eq!(read("1A0"), None);
+        assert_eq!(read(""), None);
+    }
+
+    #[test]
+    fn every_listed_response_code_goes_and_comes_back_unchanged() {
+        for (rc, ac) in ACTION_CODES {
+            assert_eq!(to_action_code("0210", rc), ac, "{rc}");
+            assert_eq!(from_action_code(ac).as_deref(), Some(rc), "{ac}");
+        }
+        for (rc, ac) in ACTION_CODES_READ_ONLY {
+            assert_eq!(from_action_code(ac).as_deref(), Some(rc), "{ac}");
+            assert!(
+                ACTION_CODES.iter().any(|(r, _)| *r == rc),
+                "{rc} is never sent"
+            );
+        }
+        // The center's own codes of every kind come back as they left.
+        for rc in [
+            "00", "03", "05", "12", "13", "14", "25", "30", "41", "43", "51", "54",
+        ] {
+            for mti in ["0210", "0410", "0230"] {
+                let back = from_action_code(&to_action_code(mti, rc));
+                assert_eq!(back.as_deref(), Some(rc), "{mti} {rc}");
+            }
+        }
+        for rc in ["55", "57", "61", "62", "64", "75", "94", "96", "99", "A0"] {
+            let back = from_action_code(&to_action_code("0210", rc));
+            assert_eq!(back.as_deref(), Some(rc), "{rc}");
+        }
+    }
+
+    #[test]
+    fn a_terminal_response_code_follows_the_link_spec() {
+        let iso93 = upstream_spec("iso93-ascii").unwrap();
+        let iso87 = upstream_spec("iso87-ascii").unwrap();
+        assert_eq!(terminal_response_code(iso93, "116").as_deref(), Some("51"));
+        assert_eq!(terminal_response_code(iso93, "000").as_deref(), Some("00"));
+        assert_eq!(terminal_response_code(iso87, "51").as_deref(), Some("51"));
+        assert_eq!(terminal_response_code(iso87, "116"), None);
     }
 
     #[test]

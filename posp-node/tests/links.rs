@@ -696,13 +696,26 @@ async fn unknown_upstream_spec_is_refused_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iso93_ascii_upstream_purchase_and_dropped_reply() {
-    // ISO 8583:1993 fields 39 (n3) and 12 (n12) are longer than cups-pos's: the center's
-    // "00" travels as "000" and comes back to the terminal as "00".
+    // ISO 8583:1993 field 39 carries action codes (n3) and field 12 is n12: the center
+    // answers an approval 000 (400 for a reversal), a decline its action code, and the
+    // terminal gets the two-character code of the same meaning.
     let setup = Setup {
         spec: "iso93-ascii",
         ..Setup::new(LinkMode::FullDuplexLong, Duration::from_millis(800))
     };
     let node = exchanges_with("iso93", setup).await;
+    // The first terminal again, past the STANs it has used (a new one starts at 1, and the
+    // same STAN in the same second is a duplicate the front end answers from its journal).
+    let mut config = node.terminals[0].clone();
+    config.first_stan = 1_000;
+    let mut t = Terminal::new(config);
+    assert!(t.sign_in().await.is_approved());
+    let holders = demo_card_holders();
+    let (poor, lost) = (&holders[1], &holders[2]);
+    let o = t.purchase(&poor.card, 6_000, &poor.pin).await;
+    assert_eq!(o.response_code.as_deref(), Some("51"), "{o}");
+    let o = t.purchase(&lost.card, 100, &lost.pin).await;
+    assert_eq!(o.response_code.as_deref(), Some("41"), "{o}");
     let codes: Vec<(String, Option<String>)> = node
         .registry()
         .journal()
@@ -711,8 +724,21 @@ async fn iso93_ascii_upstream_purchase_and_dropped_reply() {
         .filter(|l| l.direction == "out" && !l.mti.starts_with("08"))
         .map(|l| (l.mti, l.response_code))
         .collect();
-    let ok = |m: &str| (m.to_owned(), Some("000".to_owned()));
-    assert_eq!(codes, vec![ok("0210"), ok("0210"), ok("0410"), ok("0210")]);
+    let out = |m: &str, c: &str| (m.to_owned(), Some(c.to_owned()));
+    assert_eq!(
+        codes,
+        vec![
+            out("0210", "000"),
+            out("0210", "000"),
+            out("0410", "400"),
+            out("0210", "000"),
+            out("0210", "116"),
+            out("0210", "208"),
+        ]
+    );
+    // Neither decline was taken for a missing answer: one reversal in all, the dropped one.
+    let link = node.front.shared().links.primary();
+    assert_eq!(link.counters.timeouts.load(Ordering::Relaxed), 1);
     node.stop().await;
 }
 

@@ -22,6 +22,7 @@ use iso8583_wire::{Message, MessageBuf, Spec, decode, decode_partial};
 
 use crate::wire::{
     binary_array, binary_value, encode_for_mac, journal_copy, mab, put_mac, received_mac,
+    to_action_code, uses_action_codes,
 };
 use pboc_sam::security::{HsmErrorCode, LoadRequest, PinTranslation, TacRequest};
 use pboc_sam::{MacAlgorithm, Pan, PinBlockFormat, SecurityModule};
@@ -351,9 +352,20 @@ fn response_base(
     Some(out)
 }
 
+/// Field 39 of a response: `code` as it is, or the ISO 8583:1993 action code of the same
+/// meaning where `spec` carries action codes ([`to_action_code`]).
+fn set_response_code(spec: &Spec, out: &mut MessageBuf<'_>, code: &str) {
+    if uses_action_codes(spec) {
+        let action = to_action_code(out.mti(), code);
+        out.set(39, action);
+    } else {
+        out.set(39, code.to_owned());
+    }
+}
+
 /// Sets the decision's fields of a response.
-fn apply_decision(out: &mut MessageBuf<'static>, decision: &Decision) {
-    out.set(39, decision.code.to_owned());
+fn apply_decision(spec: &Spec, out: &mut MessageBuf<'static>, decision: &Decision) {
+    set_response_code(spec, out, decision.code);
     if let Some(rrn) = &decision.rrn {
         out.set(37, rrn.clone());
     }
@@ -433,7 +445,7 @@ impl Authorizer {
                     Some(t) => t,
                     None => response_base(&msg, kind, &now)?,
                 };
-                apply_decision(&mut out, &decision);
+                apply_decision(self.spec, &mut out, &decision);
                 let signed = match self.sign(out).await {
                     Ok(b) => b,
                     Err(e) => {
@@ -507,7 +519,7 @@ impl Authorizer {
                 let answered = match (&decision.replay, template) {
                     (Some(stored), _) => Some((stored.clone(), None)),
                     (None, Some(mut t)) => {
-                        apply_decision(&mut t, &decision);
+                        apply_decision(spec, &mut t, &decision);
                         match encode_for_mac(spec, &mut t) {
                             Ok(body) => Some((body, decision.auth_id)),
                             Err(e) => {
@@ -545,7 +557,7 @@ impl Authorizer {
                 out.set(n, f.to_string());
             }
         }
-        out.set(39, "30");
+        set_response_code(self.spec, &mut out, "30");
         let signed = self.sign(out.into_owned()).await.ok()?;
         self.finish(None, Some(&signed), now).await;
         Some(signed)
@@ -564,7 +576,7 @@ impl Authorizer {
                 out.set(n, f.to_string());
             }
         }
-        out.set(39, "00");
+        set_response_code(self.spec, &mut out, "00");
         let body = match out.to_vec(self.spec) {
             Ok(b) => b,
             Err(_) => {

@@ -52,7 +52,8 @@ pub struct CenterConfig {
     /// `spec`: the ISO 8583 dialect front ends speak to the center, a built-in spec name:
     /// `cups-pos` (the default), `iso87-binary`, `iso87-ascii` or `iso93-ascii`; the same as
     /// the front ends' `[[link]] spec`. Requests are decoded and answers built in it; the
-    /// MAC is in field 64, or 128 when the message has a secondary bitmap.
+    /// MAC is in field 64, or 128 when the message has a secondary bitmap. In `iso93-ascii`
+    /// field 39 of an answer is an ISO 8583:1993 action code (`000`, `116`, ...).
     #[serde(default = "default_spec")]
     pub spec: String,
     /// `acquirers`: the acquiring institution ids (field 32) accepted; a request from any
@@ -467,7 +468,7 @@ impl CenterConfig {
         out.push_str(
             "# spec: the front ends' upstream dialect, their [[link]] spec: \"cups-pos\",\n\
              # \"iso87-binary\", \"iso87-ascii\" or \"iso93-ascii\". The MAC is in field 64 (128 with\n\
-             # a secondary bitmap).\n",
+             # a secondary bitmap). In iso93-ascii field 39 is an ISO 8583:1993 action code.\n",
         );
         out.push_str(&format!("spec = \"{}\"\n", self.spec));
         out.push_str(

@@ -805,9 +805,11 @@ pub(crate) async fn check_reply(sh: &Shared, link: &Link, resp: &[u8]) -> Result
 }
 
 /// The center answered: journal the outcome, answer the terminal. Values come over in the
-/// terminals' `cups-pos` form ([`crate::wire::fit_text`]): a field 39 that does not fit is
-/// handled as no response (98 and a reversal); other fields that do not fit are left out
-/// (12 and 13 then carry the front end's time).
+/// terminals' `cups-pos` form ([`crate::wire::fit_text`]; field 39 through
+/// [`crate::wire::terminal_response_code`], which also translates ISO 8583:1993 action
+/// codes): a field 39 that gives no response code is handled as no response (98 and a
+/// reversal); other fields that do not fit are left out (12 and 13 then carry the front
+/// end's time).
 async fn answer_from_reply(
     sh: &Shared,
     link: &Link,
@@ -827,8 +829,12 @@ async fn answer_from_reply(
             .map(|f| f.to_string())
             .and_then(|v| fit_text(cups, n, &v))
     };
-    let Some(code) = get(39) else {
-        error!(code = "UPSTREAM_REPLY", link = %link.name(), "field 39 does not fit a 2-character response code; handled as no response");
+    let code = r
+        .field(39)
+        .map(|f| f.to_string())
+        .and_then(|v| crate::wire::terminal_response_code(link.spec(), &v));
+    let Some(code) = code else {
+        error!(code = "UPSTREAM_REPLY", link = %link.name(), "field 39 is not a response code the terminals can be given; handled as no response");
         return unknown_outcome(sh, txn, entry, kind, session, LinkError::Timeout).await;
     };
     let now = local_now(sh.config.node.utc_offset_minutes);

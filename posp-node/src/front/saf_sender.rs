@@ -419,10 +419,10 @@ fn journal_form(link: &Link, body: &[u8]) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// Field 39 of a response on `link`, in the 2-character form of `cups-pos` when it fits
-/// (ISO 8583:1993's `000` is `00`), else as carried.
+/// Field 39 of a response on `link`, as a response code of the terminals when it gives one
+/// (an ISO 8583:1993 action code translated, `400` is `00`), else as carried.
 fn response_code(link: &Link, body: &[u8]) -> Option<String> {
     let msg = decode(link.spec(), body).ok()?;
     let code = msg.field(39)?.to_string();
-    Some(crate::wire::fit_text(specs::cups_pos(), 39, &code).unwrap_or(code))
+    Some(crate::wire::terminal_response_code(link.spec(), &code).unwrap_or(code))
 }
