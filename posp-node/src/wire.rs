@@ -43,9 +43,13 @@ pub const JOURNAL_LEFT_OUT: [u16; 4] = [14, 62, 64, 128];
 /// [`JOURNAL_LEFT_OUT`] and without any field `spec` masks in descriptions, so no card
 /// number, track, PIN block, key or MAC is stored. Empty when it does not re-encode.
 pub fn journal_copy(spec: &Spec, msg: &Message<'_>) -> Vec<u8> {
-    message_without(spec, msg, |n| {
-        JOURNAL_LEFT_OUT.contains(&n) || spec.field(n).is_some_and(|d| d.mask != Mask::None)
-    })
+    message_without(spec, msg, |n| journal_leaves_out(spec, n))
+}
+
+/// Whether a journal leaves field `n` of a message in `spec` out: a field of
+/// [`JOURNAL_LEFT_OUT`] or one `spec` masks in descriptions.
+pub fn journal_leaves_out(spec: &Spec, n: u16) -> bool {
+    JOURNAL_LEFT_OUT.contains(&n) || spec.field(n).is_some_and(|d| d.mask != Mask::None)
 }
 
 /// `msg` re-encoded in `spec` without the fields `leave_out` picks (the journals and the SAF
@@ -418,6 +422,18 @@ mod tests {
         // cups-pos has no field 128: the MAC stays in 64.
         let cups = upstream_spec("cups-pos").unwrap();
         assert_eq!(mac_field(cups, &m), 64);
+    }
+
+    #[test]
+    fn a_journal_leaves_out_what_any_spec_masks_and_the_fixed_list() {
+        let iso87 = upstream_spec("iso87-ascii").unwrap();
+        let left_out: Vec<u16> = (1..=128)
+            .filter(|&n| journal_leaves_out(iso87, n))
+            .collect();
+        assert_eq!(left_out, [2, 14, 34, 35, 36, 45, 52, 62, 64, 96, 128]);
+        let cups = specs::cups_pos();
+        let left_out: Vec<u16> = (1..=128).filter(|&n| journal_leaves_out(cups, n)).collect();
+        assert_eq!(left_out, [2, 14, 35, 36, 52, 62, 64, 128]);
     }
 
     #[test]

@@ -31,8 +31,7 @@ use super::Shared;
 use super::clock::{local_now, unix_millis};
 use super::link::{Link, LinkError, match_key};
 use super::model::{
-    ParseError, SENSITIVE_FIELDS, Txn, encode_for_mac, is_request_mti, mab, put_mac, response_mti,
-    without_fields,
+    ParseError, Txn, encode_for_mac, is_request_mti, journal_body, mab, put_mac, response_mti,
 };
 use super::route::{Route, reversible, route};
 use super::saf_sender::queue_reversal;
@@ -560,7 +559,7 @@ fn new_entry(
         amount: txn.amount.and_then(|a| i64::try_from(a).ok()).unwrap_or(0),
         masked_pan: txn.masked_pan(),
         original_id,
-        request: without_fields(specs::cups_pos(), body, &SENSITIVE_FIELDS),
+        request: journal_body(specs::cups_pos(), body),
     }
 }
 

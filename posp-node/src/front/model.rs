@@ -235,14 +235,13 @@ pub fn is_request_mti(mti: &str) -> bool {
             .is_some_and(|d| (d - b'0').is_multiple_of(2))
 }
 
-/// Fields removed from a message before it is journaled or queued: PAN, expiry, tracks,
-/// PIN block, key data and the MAC.
-pub const SENSITIVE_FIELDS: [u16; 7] = [2, 14, 35, 36, 52, 62, 64];
-
-/// The body re-encoded without `remove`d fields (for the journal and the SAF).
-pub fn without_fields(spec: &Spec, body: &[u8], remove: &[u16]) -> Vec<u8> {
+/// The body as the journal keeps it, by the same rule as the center's journal
+/// ([`crate::wire::journal_copy`]): without the fields `spec` masks (card numbers, tracks 1
+/// to 3, PIN block, secrets) and without the expiry, key data and MACs. Empty when it does
+/// not decode.
+pub fn journal_body(spec: &Spec, body: &[u8]) -> Vec<u8> {
     match decode(spec, body) {
-        Ok(msg) => crate::wire::message_without(spec, &msg, |n| remove.contains(&n)),
+        Ok(msg) => crate::wire::journal_copy(spec, &msg),
         Err(_) => Vec::new(),
     }
 }
@@ -270,6 +269,18 @@ mod tests {
         let body = buf.to_vec(specs::cups_pos()).unwrap();
         let msg = decode(specs::cups_pos(), &body).unwrap();
         let t = Txn::parse(&msg).unwrap();
+        // With the expiry and both tracks too: the journal keeps none of them.
+        buf.set(14, "3012")
+            .set(35, "6222021234567890123=30121011234")
+            .set(
+                36,
+                "996222021234567890123=1561560000000000001003123450000000000000000",
+            );
+        let with_tracks = buf.to_vec(specs::cups_pos()).unwrap();
+        let copy = journal_body(specs::cups_pos(), &with_tracks);
+        let m = decode(specs::cups_pos(), &copy).unwrap();
+        let kept: Vec<u16> = m.fields().map(|f| f.number()).collect();
+        assert_eq!(kept, [3, 4, 11, 41, 42, 60]);
         assert_eq!(t.amount, Some(123));
         assert_eq!(t.stan, 42);
         assert_eq!(t.msg_type(), "22");
@@ -278,9 +289,10 @@ mod tests {
         assert_eq!(t.masked_pan().as_deref(), Some("622202*********0123"));
         assert_eq!(t.mac.unwrap().1, body.len() - 8);
         assert!(!format!("{t:?}").contains("6222021234567890123"));
-        let masked = without_fields(specs::cups_pos(), &body, &SENSITIVE_FIELDS);
+        let masked = journal_body(specs::cups_pos(), &body);
         let m = decode(specs::cups_pos(), &masked).unwrap();
-        assert!(!m.has(2) && !m.has(52) && !m.has(64) && m.has(4));
+        let kept: Vec<u16> = m.fields().map(|f| f.number()).collect();
+        assert_eq!(kept, [3, 4, 11, 41, 42, 60]);
         assert_eq!(response_mti("0200"), "0210");
         assert_eq!(response_mti("0401"), "0411");
         assert!(is_request_mti("0820") && !is_request_mti("0830"));

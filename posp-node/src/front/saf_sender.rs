@@ -40,7 +40,8 @@ use super::Shared;
 use super::clock::unix_millis;
 use super::flows::FlowError;
 use super::link::match_key;
-use super::model::{SENSITIVE_FIELDS, encode_for_mac, mab, put_mac, without_fields};
+use super::model::{encode_for_mac, journal_body, mab, put_mac};
+use crate::wire::journal_leaves_out;
 
 /// Builds the upstream reversal of a journal entry (unsigned: field 64 zero).
 pub fn reversal_body(
@@ -399,21 +400,25 @@ async fn late_decline(sh: &Shared, jid: i64, code: Option<String>) {
 }
 
 /// A late response as journaled: in `cups-pos` form (as every other journaled message),
-/// without the sensitive fields; the link's own form when it does not fit `cups-pos`.
+/// without the fields a journal leaves out ([`crate::wire::journal_copy`]: what either spec
+/// masks, the expiry, key data and MACs); the link's own form when it does not fit
+/// `cups-pos`.
 fn journal_form(link: &Link, body: &[u8]) -> Vec<u8> {
     let spec = link.spec();
     let cups = specs::cups_pos();
     if std::ptr::eq(spec, cups) {
-        return without_fields(cups, body, &SENSITIVE_FIELDS);
+        return journal_body(cups, body);
     }
     let Ok(msg) = decode(spec, body) else {
         return Vec::new();
     };
     let mut buf = msg.to_buf();
-    for n in SENSITIVE_FIELDS {
-        buf.remove(n);
+    for f in msg.fields() {
+        let n = f.number();
+        if journal_leaves_out(spec, n) || journal_leaves_out(cups, n) {
+            buf.remove(n);
+        }
     }
-    buf.remove(128);
     buf.to_vec(cups)
         .or_else(|_| buf.to_vec(spec))
         .unwrap_or_default()
