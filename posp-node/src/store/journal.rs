@@ -483,7 +483,8 @@ impl IdempotencyKey {
 }
 
 impl fmt::Display for IdempotencyKey {
-    /// The stored form: `12345678/000001/000123/0611143005/PURCHASE`.
+    /// The text form, `12345678/000001/000123/0611143005/PURCHASE`: in messages, and in the
+    /// `idem_key` column of rows written before schema version 4.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,

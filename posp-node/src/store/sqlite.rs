@@ -794,7 +794,9 @@ fn insert_entry(
     new: NewEntry,
     sent: Option<(u32, i64)>,
 ) -> Result<InsertOutcome, StoreError> {
-    let key = new.idempotency_key();
+    // A terminal's request carries the key's last column (1); the node's own entries leave
+    // it NULL and so never conflict. The key itself is built only when there is a conflict.
+    let terminal_request = (new.origin == Origin::Terminal).then_some(1);
     let op = "insert a journal entry";
     let (state, upstream_stan, updated_at) = match sent {
         Some((stan, at)) => (TxnState::Sent, Some(stan), at),
@@ -827,7 +829,7 @@ fn insert_entry(
                 state.as_str(),
                 new.original_id,
                 new.request,
-                key.as_ref().map(|_| 1),
+                terminal_request,
                 updated_at,
                 upstream_stan,
             ])
@@ -841,7 +843,7 @@ fn insert_entry(
         return Ok(InsertOutcome::Inserted(entry));
     }
     // Only the idempotency key can conflict (the node's entries, without one, never do).
-    let Some(key) = key else {
+    let Some(key) = new.idempotency_key() else {
         return Err(StoreError::Invalid {
             field: "idempotency key",
             reason: "an entry of the node's own conflicted".to_owned(),
