@@ -733,7 +733,7 @@ async fn forward(
         match link.exchange(&upstream, &key, ustan, Some(entry.id)).await {
             Ok(resp) => {
                 return match check_reply(sh, &link, &resp).await {
-                    Ok(()) => answer_from_reply(sh, &link, txn, &entry, kind, session, &resp).await,
+                    Ok(r) => answer_from_reply(sh, &link, txn, &entry, kind, session, &r).await,
                     Err(why) => {
                         error!(code = "UPSTREAM_REPLY", link = %link.name(), "{why}; handled as no response");
                         unknown_outcome(sh, txn, &entry, kind, session, LinkError::Timeout).await
@@ -791,7 +791,12 @@ async fn assemble_upstream(
 
 /// Checks a reply from the center on `link`: it decodes in the link's spec, carries field
 /// 39, and its X9.19 MAC (field 64, or 128 with a secondary bitmap) verifies under the ZAK.
-pub(crate) async fn check_reply(sh: &Shared, link: &Link, resp: &[u8]) -> Result<(), String> {
+/// Returns the decoded reply, which the caller reads instead of decoding it again.
+pub(crate) async fn check_reply<'r>(
+    sh: &Shared,
+    link: &Link,
+    resp: &'r [u8],
+) -> Result<Message<'r>, String> {
     let msg = decode(link.spec(), resp).map_err(|e| format!("reply does not decode: {e}"))?;
     if msg.field(39).and_then(|f| f.as_str().ok()).is_none() {
         return Err("reply without field 39".to_owned());
@@ -800,11 +805,12 @@ pub(crate) async fn check_reply(sh: &Shared, link: &Link, resp: &[u8]) -> Result
     sh.hsm
         .verify_mac(&sh.zak, MacAlgorithm::X919, mab, &mac)
         .await
-        .map_err(|e| format!("reply MAC: {e}"))
+        .map_err(|e| format!("reply MAC: {e}"))?;
+    Ok(msg)
 }
 
-/// The center answered: journal the outcome, answer the terminal. Values come over in the
-/// terminals' `cups-pos` form ([`crate::wire::fit_text`]; field 39 through
+/// The center answered (`r`, checked by [`check_reply`]): journal the outcome, answer the
+/// terminal. Values come over in the terminals' `cups-pos` form ([`crate::wire::fit_text`]; field 39 through
 /// [`crate::wire::terminal_response_code`], which also translates ISO 8583:1993 action
 /// codes): a field 39 that gives no response code is handled as no response (98 and a
 /// reversal); other fields that do not fit are left out (12 and 13 then carry the front
@@ -816,12 +822,9 @@ async fn answer_from_reply(
     entry: &JournalEntry,
     kind: TxnKind,
     session: &Session,
-    resp: &[u8],
+    r: &Message<'_>,
 ) -> Outcome {
     let name = kind.as_str();
-    let Ok(r) = decode(link.spec(), resp) else {
-        return signed(sh, name, &session.tak, base(txn, "96"), "96").await;
-    };
     let cups = specs::cups_pos();
     let get = |n: u16| {
         r.field(n)

@@ -337,7 +337,9 @@ pub async fn run_late(sh: Arc<Shared>, link: Arc<Link>, mut shutdown: watch::Rec
 
 async fn handle_late(sh: &Shared, link: &Link, late: super::link::LateResponse) {
     let code = response_code(link, &late.body);
-    let trusted = super::flows::check_reply(sh, link, &late.body).await;
+    let trusted = super::flows::check_reply(sh, link, &late.body)
+        .await
+        .map(|_| ());
     let kind = match (&trusted, late.journal_id, code.as_deref()) {
         (Err(_), _, _) => LinkEventKind::BadMac,
         (Ok(()), None, _) => LinkEventKind::Unmatched,
