@@ -43,7 +43,14 @@ pub const JOURNAL_LEFT_OUT: [u16; 4] = [14, 62, 64, 128];
 /// [`JOURNAL_LEFT_OUT`] and without any field `spec` masks in descriptions, so no card
 /// number, track, PIN block, key or MAC is stored. Empty when it does not re-encode.
 pub fn journal_copy(spec: &Spec, msg: &Message<'_>) -> Vec<u8> {
-    message_without(spec, msg, |n| journal_leaves_out(spec, n))
+    journal_copy_of(spec, msg.to_buf())
+}
+
+/// [`journal_copy`] of a message being built rather than decoded (the center's response,
+/// once encoded to be sent): `buf` loses the fields a journal leaves out, then is encoded.
+pub fn journal_copy_of(spec: &Spec, mut buf: MessageBuf<'_>) -> Vec<u8> {
+    remove_fields(&mut buf, |n| journal_leaves_out(spec, n));
+    buf.to_vec(spec).unwrap_or_default()
 }
 
 /// Whether a journal leaves field `n` of a message in `spec` out: a field of
@@ -52,16 +59,17 @@ pub fn journal_leaves_out(spec: &Spec, n: u16) -> bool {
     JOURNAL_LEFT_OUT.contains(&n) || spec.field(n).is_some_and(|d| d.mask != Mask::None)
 }
 
-/// `msg` re-encoded in `spec` without the fields `leave_out` picks (the journals and the SAF
-/// store messages this way). Empty when it does not re-encode.
-pub fn message_without(spec: &Spec, msg: &Message<'_>, leave_out: impl Fn(u16) -> bool) -> Vec<u8> {
-    let mut buf = msg.to_buf();
-    for f in msg.fields() {
-        if leave_out(f.number()) {
-            buf.remove(f.number());
+/// Removes from `buf` every field `leave_out` picks.
+pub fn remove_fields(buf: &mut MessageBuf<'_>, leave_out: impl Fn(u16) -> bool) {
+    loop {
+        let next = buf.fields().map(|(n, _)| n).find(|&n| leave_out(n));
+        match next {
+            Some(n) => {
+                buf.remove(n);
+            }
+            None => return,
         }
     }
-    buf.to_vec(spec).unwrap_or_default()
 }
 
 /// The MAC field of a message to build: 128 when it has a field above 64 (so a secondary
@@ -332,6 +340,26 @@ mod tests {
             .set(52, vec![0xA5u8; 8])
             .set(60, "22000001");
         m
+    }
+
+    #[test]
+    fn a_built_messages_journal_copy_is_the_decoded_ones() {
+        for name in UPSTREAM_SPECS {
+            let spec = upstream_spec(name).unwrap();
+            let mut m = purchase();
+            m.set_mti("0210").unwrap();
+            m.set(2, "6212340000000001")
+                .set(12, "092041")
+                .set(13, "1129")
+                .set(37, "633300000001")
+                .set(38, "112648")
+                .set(39, "00");
+            m.remove(52);
+            let body = encode_for_mac(spec, &mut m).unwrap();
+            let decoded = journal_copy(spec, &decode(spec, &body).unwrap());
+            assert!(!decoded.is_empty(), "{name}");
+            assert_eq!(journal_copy_of(spec, m), decoded, "{name}");
+        }
     }
 
     #[test]

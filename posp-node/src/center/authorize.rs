@@ -21,8 +21,8 @@ use iso8583_wire::tlv::{Tag, TlvBuilder, TlvReader};
 use iso8583_wire::{Message, MessageBuf, Spec, decode, decode_partial};
 
 use crate::wire::{
-    binary_array, binary_value, encode_for_mac, journal_copy, mab, put_mac, received_mac,
-    to_action_code, uses_action_codes,
+    binary_array, binary_value, encode_for_mac, journal_copy, journal_copy_of, mab, put_mac,
+    received_mac, to_action_code, uses_action_codes,
 };
 use pboc_sam::security::{HsmErrorCode, LoadRequest, PinTranslation, TacRequest};
 use pboc_sam::{MacAlgorithm, Pan, PinBlockFormat, SecurityModule};
@@ -311,24 +311,36 @@ struct Progress {
     answered: Option<Vec<u8>>,
 }
 
+/// A response its decision's unit answers with: the body encoded with its MAC field zeroed,
+/// and, for a fresh response, its journal copy and the authorization that keeps it for
+/// repeats (a repeat's stored answer has neither).
+struct Answered {
+    body: Vec<u8>,
+    kept: Option<Vec<u8>>,
+    auth_id: Option<i64>,
+}
+
 /// Journals a response in its decision's unit and, given the authorization it answers,
 /// stores it there for repeats.
 fn store_answer(
     c: &Connection,
     spec: &'static Spec,
     at_ms: i64,
-    auth_id: Option<i64>,
-    body: &[u8],
+    a: &mut Answered,
 ) -> Result<(), CenterError> {
-    if let Some(id) = auth_id {
+    if let Some(id) = a.auth_id {
         c.execute_cached(
             "UPDATE auths SET response = ?2 WHERE id = ?1",
-            params![id, body],
+            params![id, a.body],
         )
         .map_err(db("store response"))?;
     }
-    let (msg, _) = decode_partial(spec, body);
-    insert_line(c, &journal_line("out", spec, &msg, at_ms))
+    let (msg, _) = decode_partial(spec, &a.body);
+    let line = match a.kept.take() {
+        Some(kept) => journal_line_keeping("out", spec, &msg, at_ms, kept),
+        None => journal_line("out", spec, &msg, at_ms),
+    };
+    insert_line(c, &line)
 }
 
 /// A response before its decision: the echoed fields, the response MTI, the time.
@@ -515,13 +527,23 @@ impl Authorizer {
                     error!(code = "CENTER_DB", "{e}: 96");
                     Decision::code("96")
                 });
-                // A repeat's stored answer is journaled; a fresh response is also stored.
+                // A repeat's stored answer is journaled; a fresh response is also stored. The
+                // response's journal copy is made from the message just built, not decoded
+                // back from its bytes.
                 let answered = match (&decision.replay, template) {
-                    (Some(stored), _) => Some((stored.clone(), None)),
+                    (Some(stored), _) => Some(Answered {
+                        body: stored.clone(),
+                        kept: None,
+                        auth_id: None,
+                    }),
                     (None, Some(mut t)) => {
                         apply_decision(spec, &mut t, &decision);
                         match encode_for_mac(spec, &mut t) {
-                            Ok(body) => Some((body, decision.auth_id)),
+                            Ok(body) => Some(Answered {
+                                body,
+                                kept: Some(journal_copy_of(spec, t)),
+                                auth_id: decision.auth_id,
+                            }),
                             Err(e) => {
                                 error!(code = "CENTER_SIGN", "response: {e}; no answer sent");
                                 None
@@ -530,11 +552,11 @@ impl Authorizer {
                     }
                     (None, None) => None,
                 };
-                let answered = answered.map(|(body, auth_id)| {
-                    if let Err(e) = store_answer(c, spec, at_ms, auth_id, &body) {
+                let answered = answered.map(|mut a| {
+                    if let Err(e) = store_answer(c, spec, at_ms, &mut a) {
                         error!(code = "CENTER_JOURNAL", "{e}");
                     }
-                    body
+                    a.body
                 });
                 (decision, answered)
             })
@@ -947,6 +969,18 @@ fn journal_line(
     msg: &Message<'_>,
     at_ms: i64,
 ) -> Line {
+    journal_line_keeping(direction, spec, msg, at_ms, journal_copy(spec, msg))
+}
+
+/// [`journal_line`] with the message as kept (`kept`, the [`journal_copy`] of `msg`)
+/// already made: the decision's unit makes it from the response it has just built.
+fn journal_line_keeping(
+    direction: &'static str,
+    spec: &'static Spec,
+    msg: &Message<'_>,
+    at_ms: i64,
+    kept: Vec<u8>,
+) -> Line {
     Line {
         at_ms,
         direction,
@@ -960,7 +994,7 @@ fn journal_line(
         pan_masked: field_text(msg, 2).map(|p| mask_pan(&p)),
         code: field_text(msg, 39),
         spec: spec.name(),
-        message: journal_copy(spec, msg),
+        message: kept,
     }
 }
 

@@ -41,7 +41,7 @@ use super::clock::unix_millis;
 use super::flows::FlowError;
 use super::link::match_key;
 use super::model::{encode_for_mac, journal_body, mab, put_mac};
-use crate::wire::journal_leaves_out;
+use crate::wire::{journal_leaves_out, remove_fields};
 
 /// Builds the upstream reversal of a journal entry (unsigned: field 64 zero).
 pub fn reversal_body(
@@ -415,12 +415,9 @@ fn journal_form(link: &Link, body: &[u8]) -> Vec<u8> {
         return Vec::new();
     };
     let mut buf = msg.to_buf();
-    for f in msg.fields() {
-        let n = f.number();
-        if journal_leaves_out(spec, n) || journal_leaves_out(cups, n) {
-            buf.remove(n);
-        }
-    }
+    remove_fields(&mut buf, |n| {
+        journal_leaves_out(spec, n) || journal_leaves_out(cups, n)
+    });
     buf.to_vec(cups)
         .or_else(|_| buf.to_vec(spec))
         .unwrap_or_default()
