@@ -1841,18 +1841,10 @@ mod tests {
         decide_reversal(c, &r, now, WINDOW).unwrap()
     }
 
-    /// The card's `card_spend` row for the day, after checking that it is what `spent_on`
-    /// reads and what the sum over `auths` says.
+    /// The card's spending of the day as kept (`card_spend`, through `spent_on`), after
+    /// checking that it is what the sum over `auths` says.
     fn spent(c: &Connection, card: i64, date: &str) -> i64 {
-        let kept: i64 = c
-            .query_row(
-                "SELECT spent FROM card_spend WHERE local_date = ?1 AND card_id = ?2",
-                params![date, card],
-                |r| r.get(0),
-            )
-            .optional()
-            .unwrap()
-            .unwrap_or(0);
+        let kept = i64::try_from(spent_on(c, card, date).unwrap()).unwrap();
         let sum: i64 = c
             .query_row(
                 "SELECT COALESCE(SUM(amount - refunded), 0) FROM auths WHERE card_id = ?1 \
@@ -1862,10 +1854,6 @@ mod tests {
             )
             .unwrap();
         assert_eq!(kept, sum, "card {card} on {date}");
-        assert_eq!(
-            spent_on(c, card, date).unwrap(),
-            u64::try_from(kept).unwrap()
-        );
         kept
     }
 
@@ -1988,15 +1976,9 @@ mod tests {
             assert_eq!(spent(c, card, d1), 10_000);
             assert_eq!(spent(c, other, d1), 7_000);
             // Every row agrees with the sum over auths, and there are no others.
-            let rows = |q: &str| -> Vec<(String, i64, i64)> {
-                let mut stmt = c.prepare(q).unwrap();
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap()
-            };
             let kept = super::super::registry::card_spend_rows(c);
-            let summed = rows(
+            let summed = super::super::registry::date_card_amounts(
+                c,
                 "SELECT local_date, card_id, SUM(amount - refunded) FROM auths \
                  WHERE kind = 'purchase' AND state = 'approved' GROUP BY 1, 2 ORDER BY 1, 2",
             );

@@ -789,11 +789,18 @@ impl Registry {
 
 /// Every `card_spend` row as (date, card, spent), in key order (tests).
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 pub(crate) fn card_spend_rows(c: &Connection) -> Vec<(String, i64, i64)> {
-    let mut stmt = c
-        .prepare("SELECT local_date, card_id, spent FROM card_spend ORDER BY 1, 2")
-        .unwrap();
+    date_card_amounts(
+        c,
+        "SELECT local_date, card_id, spent FROM card_spend ORDER BY 1, 2",
+    )
+}
+
+/// The (date, card, amount) rows `sql` selects (tests).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn date_card_amounts(c: &Connection, sql: &str) -> Vec<(String, i64, i64)> {
+    let mut stmt = c.prepare(sql).unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
         .collect::<Result<_, _>>()
